@@ -1,0 +1,3 @@
+//! `coremlq-lsp`: the language server for `*.quant.json` files, over stdio.
+
+fn main() {}

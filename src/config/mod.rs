@@ -1,0 +1,1 @@
+//! The `*.quant.json` config language: tolerant syntax, schema and analysis.

@@ -1,0 +1,16 @@
+//! Core ML model files: the zero-copy index and the generated protobuf types.
+
+pub mod error;
+pub mod index;
+pub mod names;
+pub mod open;
+pub mod package;
+pub mod proto;
+pub mod wire;
+
+pub use error::ModelError;
+pub use index::{
+    FeatureInfo, LayerId, LayerInfo, LayerParams, ModelId, ModelIndex, ModelInfo, NetworkId,
+    NetworkInfo, NetworkRole, Storage, WeightId, WeightInfo,
+};
+pub use open::ModelFile;

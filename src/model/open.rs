@@ -1,0 +1,76 @@
+//! Opening model files: memory mapping, `.mlpackage` folders, and the index built on top.
+
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::{ModelError, ModelIndex};
+
+/// The bytes of a model file, kept alive together with its index.
+pub struct ModelFile {
+    /// The file holding the Model message (inside the package for an `.mlpackage`).
+    pub path: PathBuf,
+    bytes: Bytes,
+    /// The index of the bytes.
+    pub index: ModelIndex,
+}
+
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl ModelFile {
+    /// Opens and indexes a `.mlmodel` file or an `.mlpackage` folder.
+    pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
+        let file_path = resolve(path)?;
+        let io = |source| ModelError::Io { path: file_path.clone(), source };
+        let file = std::fs::File::open(&file_path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if meta.is_dir() {
+            return Err(ModelError::NotAModel {
+                path: file_path,
+                message: "is a folder, not a Core ML model file".into(),
+            });
+        }
+        let bytes = if meta.len() == 0 {
+            Bytes::Owned(Vec::new())
+        } else {
+            // SAFETY: the map is read-only; a file truncated underneath us can fault, which
+            // is the accepted risk of every memory-mapped reader (the quantizer re-reads and
+            // verifies what it wrote).
+            Bytes::Mapped(unsafe { Mmap::map(&file) }.map_err(io)?)
+        };
+        let index = super::index::build(&file_path, bytes.as_slice())?;
+        Ok(ModelFile { path: file_path, bytes, index })
+    }
+
+    /// Indexes bytes already in memory (tests, fuzzing, files being edited).
+    pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<ModelFile, ModelError> {
+        let index = super::index::build(&path, &bytes)?;
+        Ok(ModelFile { path, bytes: Bytes::Owned(bytes), index })
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// The file holding the Model message: `path` itself, or the model listed in an
+/// `.mlpackage`'s `Manifest.json`.
+pub fn resolve(path: &Path) -> Result<PathBuf, ModelError> {
+    if path.is_dir() {
+        return super::package::model_path(path);
+    }
+    Ok(path.to_path_buf())
+}
