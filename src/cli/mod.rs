@@ -1,0 +1,6 @@
+//! The subcommands of the `coremlq` binary, one file each.
+
+pub mod check;
+pub mod inspect;
+pub mod plan;
+pub mod quantize;
