@@ -1,7 +1,12 @@
 //! Compiles the Core ML schema subset in `proto/` with protox (no system `protoc`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/Model.proto", "proto/NeuralNetwork.proto"];
+    let files = [
+        "proto/Model.proto",
+        "proto/NeuralNetwork.proto",
+        "proto/MIL.proto",
+        "proto/CoreMLModels.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

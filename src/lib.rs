@@ -5,5 +5,6 @@
 //! executes quantization, [`config`] parses and analyses `*.quant.json` files.
 
 pub mod config;
+pub mod ide;
 pub mod model;
 pub mod quant;

@@ -1,12 +1,113 @@
-//! `coremlq check`.
+//! `coremlq check CONFIG…`: report the problems of quantization configs, rustc-style or as
+//! JSON; exit status 1 when any config has an error.
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use coremlq::config::load::{check_file, Checked};
+use coremlq::config::render::{rustc_style, LineIndex};
+use coremlq::config::{Diagnostic, Severity};
+use serde_json::{json, Value};
 
 /// Arguments of `coremlq check`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Config files (`*.quant.json`).
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+    /// Print the diagnostics as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The workspace folder: an `output` outside it gets a warning.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
 
 /// Runs `coremlq check`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`coremlq check` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut checked = Vec::new();
+    for path in &args.configs {
+        checked.push(check_file(path, args.workspace.as_deref())?);
+    }
+    let errors: usize = checked.iter().map(|c| count(c, Severity::Error)).sum();
+    let warnings: usize = checked.iter().map(|c| count(c, Severity::Warning)).sum();
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let files: Vec<Value> = checked.iter().map(to_json).collect();
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&Value::Array(files))?)?;
+    } else {
+        for c in &checked {
+            stdout.write_all(report(c).as_bytes())?;
+        }
+        let configs = checked.len();
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        writeln!(
+            stdout,
+            "{}: {}, {} in {}",
+            if errors > 0 { "error" } else { "ok" },
+            plural(errors, "error"),
+            plural(warnings, "warning"),
+            plural(configs, "config")
+        )?;
+    }
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn count(c: &Checked, severity: Severity) -> usize {
+    c.analysis.diagnostics.iter().filter(|d| d.severity == severity).count()
+}
+
+/// The rustc-style text of every diagnostic of one config.
+pub fn report(c: &Checked) -> String {
+    let index = LineIndex::new(&c.text);
+    let file = c.path.display().to_string();
+    let mut out = String::new();
+    for d in &c.analysis.diagnostics {
+        out.push_str(&rustc_style(&file, &c.text, &index, d));
+        out.push('\n');
+    }
+    out
+}
+
+/// One config's diagnostics as JSON.
+pub fn to_json(c: &Checked) -> Value {
+    let index = LineIndex::new(&c.text);
+    let diags: Vec<Value> = c.analysis.diagnostics.iter().map(|d| diagnostic_json(&c.text, &index, d)).collect();
+    json!({ "file": c.path.display().to_string(), "diagnostics": diags })
+}
+
+fn diagnostic_json(text: &str, index: &LineIndex, d: &Diagnostic) -> Value {
+    let pos = |offset: usize| {
+        let (line, column) = index.human(text, offset);
+        json!({ "offset": offset, "line": line, "column": column })
+    };
+    let fixes: Vec<Value> = d
+        .fixes
+        .iter()
+        .map(|f| {
+            let edits: Vec<Value> = f
+                .edits
+                .iter()
+                .map(|e| json!({ "start": e.range.start, "end": e.range.end, "text": e.text }))
+                .collect();
+            json!({ "title": f.title, "edits": edits })
+        })
+        .collect();
+    let related: Vec<Value> = d
+        .related
+        .iter()
+        .map(|r| json!({ "start": pos(r.range.start), "end": pos(r.range.end), "message": r.message }))
+        .collect();
+    json!({
+        "code": d.code.as_str(),
+        "name": d.code.slug(),
+        "severity": d.severity.as_str(),
+        "message": d.message,
+        "start": pos(d.range.start),
+        "end": pos(d.range.end),
+        "help": d.help,
+        "fixes": fixes,
+        "related": related,
+    })
 }

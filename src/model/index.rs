@@ -51,6 +51,9 @@ pub struct ModelInfo {
     pub parent: Option<ModelId>,
     /// The member's name in its pipeline (`Pipeline.names`), if any.
     pub name: Option<String>,
+    /// Field path from the file's Model: `""` for the top level,
+    /// `pipeline.models[1]`, `pipelineClassifier.pipeline.models[0]`, …
+    pub path: String,
     /// The `Model.Type` oneof member as coremltools spells it (`neuralNetworkClassifier`, …);
     /// `"unknown(N)"` for an unknown field number, `""` when no type is set.
     pub model_type: String,
@@ -104,6 +107,9 @@ pub struct NetworkInfo {
     pub parent_layer: Option<LayerId>,
     /// Where the network sits.
     pub role: NetworkRole,
+    /// Field path from the file's Model: `neuralNetwork`,
+    /// `neuralNetworkClassifier.layers[3].loop.bodyNetwork`, `pipeline.models[0].neuralNetwork`, …
+    pub path: String,
     /// The whole field holding the network (tag to end).
     pub span: Span,
     /// The network message's bytes (without tag and length).
@@ -358,7 +364,10 @@ impl ModelIndex {
 
     /// The weights of one layer.
     pub fn layer_weights(&self, layer: LayerId) -> impl Iterator<Item = &WeightInfo> + '_ {
-        self.layers[layer].weights.iter().map(move |&w| &self.weights[w])
+        self.layers[layer]
+            .weights
+            .iter()
+            .map(move |&w| &self.weights[w])
     }
 
     /// Layers whose name is exactly `name`, in walk order (names need not be unique).
@@ -372,10 +381,33 @@ impl ModelIndex {
 }
 
 /// Builds the index of a model file's bytes (`path` is only used in messages).
+///
+/// Reads only the skeleton of the file: tags, lengths and the small header fields; the
+/// weight payloads are recorded as spans and never read.
 pub fn build(path: &std::path::Path, bytes: &[u8]) -> Result<ModelIndex, super::ModelError> {
-    let _ = bytes;
-    Err(super::ModelError::NotAModel {
-        path: path.to_path_buf(),
-        message: "indexing is not implemented yet".into(),
-    })
+    super::walk::build(path, bytes)
+}
+
+/// The float32 values of a WeightParams (`floatValue`, packed or not), decoded from `bytes`
+/// (the file the index was built from). Empty when the tensor has no float32 values.
+pub fn float_values(
+    path: &std::path::Path,
+    bytes: &[u8],
+    w: &WeightInfo,
+) -> Result<Vec<f32>, super::ModelError> {
+    super::walk::float_values(path, bytes, w)
+}
+
+/// The float16 values of a WeightParams (`float16Value`), decoded from `bytes`. Empty when
+/// the tensor has no float16 values; a trailing odd byte is ignored.
+pub fn half_values(bytes: &[u8], w: &WeightInfo) -> Vec<half::f16> {
+    match &w.half_values {
+        Some(span) => bytes
+            .get(span.clone())
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+        None => Vec::new(),
+    }
 }

@@ -7,6 +7,7 @@ pub mod open;
 pub mod package;
 pub mod proto;
 pub mod wire;
+mod walk;
 
 pub use error::ModelError;
 pub use index::{

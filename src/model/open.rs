@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::{ModelError, ModelIndex};
+use super::{ModelError, ModelIndex, WeightInfo};
 
 /// The bytes of a model file, kept alive together with its index.
 pub struct ModelFile {
@@ -22,38 +22,85 @@ enum Bytes {
 
 impl ModelFile {
     /// Opens and indexes a `.mlmodel` file or an `.mlpackage` folder.
+    ///
+    /// The file is memory-mapped with random-access advice, so indexing faults in only the
+    /// pages holding field headers, never the weight payloads in between.
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
         let file_path = resolve(path)?;
-        let io = |source| ModelError::Io { path: file_path.clone(), source };
-        let file = std::fs::File::open(&file_path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
+        let io = |source| ModelError::Io {
+            path: file_path.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(&file_path).map_err(io)?;
         if meta.is_dir() {
             return Err(ModelError::NotAModel {
                 path: file_path,
                 message: "is a folder, not a Core ML model file".into(),
             });
         }
+        if !meta.is_file() {
+            // Devices, FIFOs and sockets: mapping them is wrong (`/dev/zero` maps endless
+            // zeros), reading them may never end.
+            return Err(ModelError::NotAModel {
+                path: file_path,
+                message: "is not a regular file (a device, FIFO or socket), not a Core ML model"
+                    .into(),
+            });
+        }
+        let file = std::fs::File::open(&file_path).map_err(io)?;
         let bytes = if meta.len() == 0 {
             Bytes::Owned(Vec::new())
         } else {
             // SAFETY: the map is read-only; a file truncated underneath us can fault, which
             // is the accepted risk of every memory-mapped reader (the quantizer re-reads and
             // verifies what it wrote).
-            Bytes::Mapped(unsafe { Mmap::map(&file) }.map_err(io)?)
+            let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+            #[cfg(unix)]
+            {
+                // Advice only: without it the kernel reads ahead around every header.
+                let _ = map.advise(memmap2::Advice::Random);
+            }
+            Bytes::Mapped(map)
         };
         let index = super::index::build(&file_path, bytes.as_slice())?;
-        Ok(ModelFile { path: file_path, bytes, index })
+        Ok(ModelFile {
+            path: file_path,
+            bytes,
+            index,
+        })
     }
 
     /// Indexes bytes already in memory (tests, fuzzing, files being edited).
     pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<ModelFile, ModelError> {
         let index = super::index::build(&path, &bytes)?;
-        Ok(ModelFile { path, bytes: Bytes::Owned(bytes), index })
+        Ok(ModelFile {
+            path,
+            bytes: Bytes::Owned(bytes),
+            index,
+        })
     }
 
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// The float32 values of a WeightParams of this file (empty when it has none).
+    pub fn float_values(&self, w: &WeightInfo) -> Result<Vec<f32>, ModelError> {
+        super::index::float_values(&self.path, self.bytes(), w)
+    }
+
+    /// The float16 values of a WeightParams of this file (empty when it has none).
+    pub fn half_values(&self, w: &WeightInfo) -> Vec<half::f16> {
+        super::index::half_values(self.bytes(), w)
+    }
+
+    /// Tells the kernel the whole file will be read in order (before quantizing it).
+    pub fn advise_sequential(&self) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(m) = &self.bytes {
+            let _ = m.advise(memmap2::Advice::Sequential);
+        }
     }
 }
 
@@ -69,7 +116,11 @@ impl Bytes {
 /// The file holding the Model message: `path` itself, or the model listed in an
 /// `.mlpackage`'s `Manifest.json`.
 pub fn resolve(path: &Path) -> Result<PathBuf, ModelError> {
-    if path.is_dir() {
+    let meta = std::fs::metadata(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
         return super::package::model_path(path);
     }
     Ok(path.to_path_buf())

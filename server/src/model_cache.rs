@@ -1,0 +1,88 @@
+//! Indexed model files, keyed by path and revalidated by size and modification time, so a
+//! model replaced on disk is re-indexed on the next look-up and an unchanged one never is.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use coremlq::model::{ModelError, ModelFile};
+
+/// The outcome of opening a model: the indexed file, or why it could not be read.
+pub type Loaded = Arc<Result<ModelFile, ModelError>>;
+
+/// What identifies one state of a file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time.
+    pub mtime: Option<SystemTime>,
+}
+
+impl Stamp {
+    /// The stamp of the file holding the model (inside an `.mlpackage` for a package), or
+    /// `None` when there is nothing to read.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let file = coremlq::model::open::resolve(path).ok()?;
+        let meta = std::fs::metadata(file).ok()?;
+        Some(Stamp { len: meta.len(), mtime: meta.modified().ok() })
+    }
+}
+
+struct Entry {
+    stamp: Option<Stamp>,
+    loaded: Loaded,
+}
+
+/// The cache; cheap to share, safe to use from blocking threads.
+#[derive(Default)]
+pub struct ModelCache {
+    entries: Mutex<HashMap<PathBuf, Entry>>,
+}
+
+impl ModelCache {
+    /// The model at `path`, indexing it when it is new or changed on disk. Blocking: call it
+    /// off the event loop.
+    pub fn get(&self, path: &Path) -> Loaded {
+        let stamp = Stamp::of(path);
+        if let Some(hit) = self.lookup(path, stamp) {
+            return hit;
+        }
+        let loaded: Loaded = Arc::new(ModelFile::open(path));
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(path.to_path_buf(), Entry { stamp, loaded: loaded.clone() });
+        }
+        loaded
+    }
+
+    /// The cached model when its stamp still matches (`None` stamps never match: a missing
+    /// file is re-checked every time).
+    fn lookup(&self, path: &Path, stamp: Option<Stamp>) -> Option<Loaded> {
+        let entries = self.entries.lock().ok()?;
+        let entry = entries.get(path)?;
+        (stamp.is_some() && entry.stamp == stamp).then(|| entry.loaded.clone())
+    }
+
+    /// Whether the file at `path` differs from what was indexed (or was never indexed).
+    pub fn is_stale(&self, path: &Path) -> bool {
+        let stamp = Stamp::of(path);
+        match self.entries.lock() {
+            Ok(entries) => entries.get(path).is_none_or(|e| e.stamp != stamp),
+            Err(_) => true,
+        }
+    }
+
+    /// The paths indexed so far.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.entries.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Forgets a path, and every cached model inside it or holding it (a watched-file
+    /// event may name a file inside an `.mlpackage`, or the package itself).
+    pub fn invalidate_under(&self, path: &Path) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|p, _| !p.starts_with(path) && !path.starts_with(p));
+        }
+    }
+}

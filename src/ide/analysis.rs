@@ -1,0 +1,185 @@
+//! The IDE's analysis of one config version: the syntax tree, the settings it asks for, and
+//! with a model, the plan and the exact size estimate that every feature reads.
+//!
+//! Adapter note: until the config analysis provides them, the settings are read here from
+//! the syntax tree (tolerantly: a broken value falls back to its default) and the
+//! diagnostics are the syntax errors, the model's load error and the plan's error.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::config::syntax::{self, Object, Parse, TextRange, Value, ValueKind};
+use crate::model::ModelFile;
+use crate::quant::estimate::{self, Estimate};
+use crate::quant::settings::Override;
+use crate::quant::{plan, Choice, Mode, Plan, Selector, Settings};
+
+use super::{Diagnostic, Severity};
+
+/// The model a config refers to, as the caller found it.
+pub enum ModelInput<'a> {
+    /// The config names no model (yet).
+    None,
+    /// The model, opened and indexed.
+    Loaded(&'a ModelFile),
+    /// The model could not be opened; the message names the file and the place.
+    Failed(String),
+}
+
+/// The `model` string of a config: its decoded value and the range of the literal.
+pub fn model_reference(parse: &Parse) -> Option<(String, Range<usize>)> {
+    let value = parse.root_object()?.value("model")?;
+    let s = value.as_str()?.trim();
+    (!s.is_empty()).then(|| (s.to_owned(), value.range.to_range()))
+}
+
+/// Everything the features need about one version of a config.
+pub struct Analysis<'a> {
+    /// The text analysed.
+    pub text: &'a str,
+    /// Its syntax tree.
+    pub parse: Parse,
+    /// The model, when loaded.
+    pub model: Option<&'a ModelFile>,
+    /// The settings, when the config says enough to build them (needs `nbits`).
+    pub settings: Option<Settings>,
+    /// The plan, when model and settings are there and valid.
+    pub plan: Option<Plan>,
+    /// The exact output size of the plan.
+    pub estimate: Option<Estimate>,
+    /// Findings.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Analysis<'a> {
+    /// Analyses `text` (already parsed as `parse`) against the model.
+    pub fn new(text: &'a str, parse: Parse, model: ModelInput<'a>) -> Analysis<'a> {
+        let mut diagnostics: Vec<Diagnostic> = parse
+            .errors
+            .iter()
+            .map(|e| diag(e.range.to_range(), Severity::Error, "syntax", e.message.clone()))
+            .collect();
+        let settings = parse.root_object().and_then(settings_of);
+        let model_range = parse
+            .root_object()
+            .and_then(|o| o.value("model"))
+            .map_or(0..0, |v| v.range.to_range());
+        let model = match model {
+            ModelInput::Loaded(m) => Some(m),
+            ModelInput::Failed(msg) => {
+                diagnostics.push(diag(model_range, Severity::Error, "model-unreadable", msg));
+                None
+            }
+            ModelInput::None => {
+                if parse.root_object().is_some_and(|o| o.get("model").is_none()) {
+                    diagnostics.push(diag(0..0, Severity::Error, "model-missing", "`model` is missing".into()));
+                }
+                None
+            }
+        };
+        let mut plan = None;
+        let mut estimate = None;
+        if let (Some(m), Some(s)) = (model, settings.as_ref()) {
+            match plan::build(&m.index, s) {
+                Ok(p) => {
+                    estimate = estimate::estimate(&m.index, m.bytes(), &p).ok();
+                    plan = Some(p);
+                }
+                Err(e) => {
+                    let at = parse
+                        .root_object()
+                        .and_then(|o| o.value("quantization_mode").or_else(|| o.value("nbits")))
+                        .map_or(0..0, |v| v.range.to_range());
+                    diagnostics.push(diag(at, Severity::Error, "plan", e.to_string()));
+                }
+            }
+        }
+        Analysis { text, parse, model, settings, plan, estimate, diagnostics }
+    }
+
+    /// Parses and analyses `text`.
+    pub fn of_text(text: &'a str, model: ModelInput<'a>) -> Analysis<'a> {
+        Analysis::new(text, syntax::parse(text), model)
+    }
+
+    /// The root object of the config.
+    pub fn root(&self) -> Option<&Object> {
+        self.parse.root_object()
+    }
+}
+
+fn diag(range: Range<usize>, severity: Severity, code: &str, message: String) -> Diagnostic {
+    Diagnostic { range, severity, code: code.to_owned(), message, fixes: Vec::new() }
+}
+
+/// An integer in `0..=255`.
+fn small_int(v: &Value) -> Option<u8> {
+    v.as_number()?.integer.and_then(|i| u8::try_from(i).ok())
+}
+
+fn lut_of(v: Option<&Value>) -> Option<Arc<[f32]>> {
+    let a = v?.as_array()?;
+    let values: Option<Vec<f32>> = a.elements.iter().map(|e| e.as_number().map(|n| n.value as f32)).collect();
+    values.map(|v| plan::lut(&v))
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.elements.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn mode_of(v: Option<&Value>) -> Option<Mode> {
+    v.and_then(Value::as_str).and_then(Mode::parse)
+}
+
+/// The settings a config asks for; `None` without a usable `nbits`.
+pub fn settings_of(root: &Object) -> Option<Settings> {
+    let nbits = small_int(root.value("nbits")?)?;
+    let mode = mode_of(root.value("quantization_mode")).unwrap_or(Mode::Linear);
+    let default = Choice { nbits, mode, lut: lut_of(root.value("lut")) };
+    let sel = root.value("selector").and_then(Value::as_object);
+    let selector = match sel {
+        None => Selector::Default,
+        Some(s) => Selector::Advanced {
+            skip_layer_types: strings(s.value("skip_layer_types")),
+            minimum_conv_kernel_channels: uint(s.value("minimum_conv_kernel_channels")).unwrap_or(4),
+            minimum_conv_weight_count: uint(s.value("minimum_conv_weight_count")).unwrap_or(4096),
+        },
+    };
+    let skip_layers = sel.map(|s| strings(s.value("skip_layers"))).unwrap_or_default();
+    let overrides = root
+        .value("layers")
+        .and_then(Value::as_object)
+        .map(|layers| {
+            layers
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let o = m.value.as_object()?;
+                    Some(Override {
+                        pattern: m.key.name.clone(),
+                        skip: o.value("skip").and_then(Value::as_bool).unwrap_or(false),
+                        nbits: o.value("nbits").and_then(small_int),
+                        mode: mode_of(o.value("quantization_mode")),
+                        lut: lut_of(o.value("lut")),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let fuse_layers = root.value("fuse_layers").and_then(Value::as_bool).unwrap_or(true);
+    Some(Settings { default, selector, skip_layers, overrides, fuse_layers })
+}
+
+fn uint(v: Option<&Value>) -> Option<u64> {
+    v?.as_number()?.integer.and_then(|i| u64::try_from(i).ok())
+}
+
+/// The range of a value's text, for strings without the quotes.
+pub fn inner_range(v: &Value) -> TextRange {
+    match &v.kind {
+        ValueKind::String(s) => s.inner,
+        _ => v.range,
+    }
+}

@@ -1,0 +1,150 @@
+//! `custom_lut` with a given table: every weight takes the index of the nearest table entry
+//! (ties → lowest index; NaN weights → index 0). The table is written as given.
+
+use rayon::prelude::*;
+
+use super::{pack, KernelError, Notes, Params, Quantized};
+
+/// A table prepared for nearest-entry search: distinct non-NaN values ascending, each with the
+/// lowest index that holds it, and the midpoints between neighbours.
+#[derive(Debug, Clone)]
+pub(crate) struct Nearest {
+    index: Vec<u8>,
+    /// `mids[j]` = midpoint of sorted values j and j + 1 (in f64).
+    mids: Vec<f64>,
+}
+
+impl Nearest {
+    /// Prepares `table` (at most 256 entries are searched).
+    pub(crate) fn new(table: &[f32]) -> Nearest {
+        let mut entries: Vec<(f32, u8)> = table
+            .iter()
+            .take(256)
+            .enumerate()
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(i, &v)| (v, i as u8))
+            .collect();
+        entries.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // Merge equal values (−0.0 and +0.0 included), keeping the lowest index.
+        let mut values: Vec<f32> = Vec::with_capacity(entries.len());
+        let mut index: Vec<u8> = Vec::with_capacity(entries.len());
+        for (v, i) in entries {
+            match (values.last(), index.last_mut()) {
+                (Some(&last), Some(li)) if last == v => *li = (*li).min(i),
+                _ => {
+                    values.push(v);
+                    index.push(i);
+                }
+            }
+        }
+        let mids = values
+            .windows(2)
+            .map(|p| {
+                let (a, b) = (p[0] as f64, p[1] as f64);
+                // Infinite neighbours: the finite side wins up to the infinity itself.
+                if b == f64::INFINITY {
+                    f64::MAX
+                } else if a == f64::NEG_INFINITY {
+                    f64::MIN
+                } else {
+                    (a + b) / 2.0
+                }
+            })
+            .collect();
+        Nearest { index, mids }
+    }
+
+    /// The index of the entry nearest to `w` (a tie goes to the lower table index).
+    #[inline]
+    pub(crate) fn find(&self, w: f32) -> u8 {
+        if w.is_nan() {
+            return 0;
+        }
+        let x = w as f64;
+        let mids = &self.mids[..];
+        // Branchless lower bound: p = number of midpoints below x = sorted position.
+        let mut base = 0usize;
+        let mut n = mids.len();
+        if n == 0 {
+            return self.index.first().copied().unwrap_or(0);
+        }
+        while n > 1 {
+            let half = n / 2;
+            base = if mids[base + half - 1] < x {
+                base + half
+            } else {
+                base
+            };
+            n -= half;
+        }
+        let p = base + usize::from(mids[base] < x);
+        let at = self.index.get(p).copied().unwrap_or(0);
+        match mids.get(p) {
+            Some(&m) if m == x => at.min(self.index.get(p + 1).copied().unwrap_or(at)),
+            _ => at,
+        }
+    }
+}
+
+/// Indices of the nearest entries of `table`, packed with `nbits` bits.
+pub(crate) fn pack_nearest(values: &[f32], nbits: u8, table: &[f32]) -> Vec<u8> {
+    let nearest = Nearest::new(&table[..table.len().min(1 << nbits)]);
+    pack::pack_with(values.len(), nbits, |start, buf| {
+        for (d, &w) in buf.iter_mut().zip(&values[start..]) {
+            *d = nearest.find(w);
+        }
+    })
+}
+
+/// `custom_lut` quantization with `nbits` bits and `table` (1 to 2^nbits entries).
+pub fn quantize(values: &[f32], nbits: u8, table: &[f32]) -> Result<Quantized, KernelError> {
+    let max = 1usize << nbits;
+    if table.is_empty() || table.len() > max {
+        return Err(KernelError::CustomLutLength {
+            len: table.len(),
+            nbits,
+            max,
+        });
+    }
+    let data = pack_nearest(values, nbits, table);
+    let nan_values = values.par_iter().filter(|v| v.is_nan()).count() as u64;
+    Ok(Quantized {
+        nbits,
+        data,
+        params: Params::Lut(table.to_vec()),
+        notes: Notes {
+            nan_values,
+            threshold_channels: 0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::kernels::testutil::hex;
+
+    #[test]
+    fn spec_example() {
+        let q = quantize(&[-0.3, 0.2, 0.7], 1, &[-1.0, 1.0]).unwrap();
+        assert_eq!(hex(&q.data), "60");
+    }
+
+    #[test]
+    fn ties_pick_lowest_index_and_nan_is_zero() {
+        let n = Nearest::new(&[3.0, 1.0, 2.0, 1.0]);
+        assert_eq!(n.find(1.5), 1); // 1.0 (index 1) vs 2.0 (index 2): tie → 1
+        assert_eq!(n.find(2.5), 0); // 2.0 (index 2) vs 3.0 (index 0): tie → 0
+        assert_eq!(n.find(f32::NAN), 0);
+        assert_eq!(n.find(-5.0), 1);
+        assert_eq!(n.find(9.0), 0);
+        let n = Nearest::new(&[f32::NAN, 0.0]);
+        assert_eq!(n.find(-1.0), 1);
+    }
+
+    #[test]
+    fn table_length_checked() {
+        assert!(quantize(&[1.0], 1, &[]).is_err());
+        assert!(quantize(&[1.0], 1, &[0.0, 1.0, 2.0]).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! fp16 conversion (spec §3.6): coremltools' range check, then IEEE binary16 round to nearest
+//! even with subnormals, little endian.
+
+use half::f16;
+use rayon::prelude::*;
+
+use super::linear::{count_nan, minmax};
+use super::{KernelError, Notes, Params, Quantized};
+
+/// Values per parallel work item.
+const CHUNK: usize = 1 << 16;
+
+/// Converts `values` to half precision for `float16Value`.
+///
+/// Like coremltools, rejects the tensor when its maximum is ≥ 65504 or its minimum ≤ −65504
+/// (±65504 and ±inf included) and skips the check entirely when any value is NaN.
+pub fn quantize(values: &[f32]) -> Result<Quantized, KernelError> {
+    let (lo, hi) = minmax(values);
+    if hi >= 65504.0 {
+        return Err(KernelError::Fp16Range { value: hi });
+    }
+    if lo <= -65504.0 {
+        return Err(KernelError::Fp16Range { value: lo });
+    }
+    Ok(Quantized {
+        nbits: 16,
+        data: to_half_bytes(values),
+        params: Params::Half,
+        notes: Notes {
+            nan_values: count_nan(values),
+            threshold_channels: 0,
+        },
+    })
+}
+
+/// The little-endian halves of `values`, without any range check.
+pub fn to_half_bytes(values: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; values.len() * 2];
+    out.par_chunks_mut(CHUNK * 2)
+        .zip(values.par_chunks(CHUNK))
+        .for_each(|(dst, src)| {
+            for (d, &v) in dst.chunks_exact_mut(2).zip(src) {
+                d.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+        });
+    out
+}
+
+/// Reads little-endian halves back as float32 (a trailing odd byte is ignored).
+pub fn from_half_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::kernels::testutil::hex;
+
+    #[test]
+    fn spec_examples() {
+        let q = quantize(&[1.0, -2.0, 0.1, 65000.0]).unwrap();
+        assert_eq!(hex(&q.data), "00 3c 00 c0 66 2e ef 7b");
+        let q = quantize(&[65503.9, 1e-8, 3e-5, 6.1e-5]).unwrap();
+        assert_eq!(hex(&q.data), "ff 7b 00 00 f7 01 ff 03");
+    }
+
+    #[test]
+    fn range_check_like_coremltools() {
+        let msg = "Model cannot be converted as it has weights that cannot be represented in half precision.";
+        assert_eq!(quantize(&[65504.0]).unwrap_err().to_string(), msg);
+        assert!(quantize(&[-65504.0]).is_err());
+        assert!(quantize(&[f32::INFINITY]).is_err());
+        // A NaN disables the check: inf becomes half inf.
+        let q = quantize(&[f32::NAN, f32::INFINITY]).unwrap();
+        assert_eq!(hex(&q.data), "00 7e 00 7c");
+        assert_eq!(q.notes.nan_values, 1);
+    }
+
+    #[test]
+    fn roundtrip() {
+        let v = [0.5f32, -1.25, 1024.0];
+        assert_eq!(from_half_bytes(&to_half_bytes(&v)), v);
+    }
+}

@@ -1,0 +1,354 @@
+//! `linear` quantization (spec §3.2): per channel, scale = (max − min)/(2^b − 1), bias = min,
+//! q = round-half-even((w − min)·(1/scale)), all indices 0 when the scale is ≤ 1e-6.
+
+use rayon::prelude::*;
+
+use super::{pack, ChannelView, Dialect, Notes, Params, Quantized};
+
+/// Values per parallel work item of the min/max pass.
+const MINMAX_CHUNK: usize = 1 << 16;
+
+/// fl32(1e-6): coremltools compares the float32 scale against this value in float32.
+pub(crate) const THRESHOLD_F32: f32 = 1e-6;
+/// The float64 threshold of dialect F64.
+pub(crate) const THRESHOLD_F64: f64 = 1e-6;
+
+/// Rounds `0 ≤ x < 2^22` to the nearest integer, ties to even (the FPU's default rounding of
+/// the addition does the work; much faster than a libm call on baseline x86-64).
+#[inline(always)]
+pub(crate) fn rne_f32(x: f32) -> f32 {
+    const M: f32 = 8_388_608.0; // 2^23
+    (x + M) - M
+}
+
+/// Rounds `0 ≤ x < 2^51` to the nearest integer, ties to even.
+#[inline(always)]
+pub(crate) fn rne_f64(x: f64) -> f64 {
+    const M: f64 = 4_503_599_627_370_496.0; // 2^52
+    (x + M) - M
+}
+
+/// Minimum and maximum of a slice as numpy's `amin`/`amax` give them: NaN if any value is NaN;
+/// (0, 0) for an empty slice. Equal extremes keep the first occurrence.
+pub(crate) fn minmax(values: &[f32]) -> (f32, f32) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    if values.len() <= MINMAX_CHUNK {
+        return minmax_seq(values);
+    }
+    let parts: Vec<(f32, f32)> = values.par_chunks(MINMAX_CHUNK).map(minmax_seq).collect();
+    parts.into_iter().reduce(combine).unwrap_or((0.0, 0.0))
+}
+
+fn minmax_seq(values: &[f32]) -> (f32, f32) {
+    let mut lo = f32::INFINITY;
+    let mut hi = f32::NEG_INFINITY;
+    let mut nan = false;
+    for &v in values {
+        nan |= v.is_nan();
+        lo = if v < lo { v } else { lo };
+        hi = if v > hi { v } else { hi };
+    }
+    if nan {
+        (f32::NAN, f32::NAN)
+    } else {
+        (lo, hi)
+    }
+}
+
+fn combine(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+    if a.0.is_nan() || b.0.is_nan() {
+        return (f32::NAN, f32::NAN);
+    }
+    (
+        if b.0 < a.0 { b.0 } else { a.0 },
+        if b.1 > a.1 { b.1 } else { a.1 },
+    )
+}
+
+/// Per-channel minimum and maximum, in channel order.
+pub(crate) fn channel_minmax(values: &[f32], view: &ChannelView) -> Vec<(f32, f32)> {
+    if view.channels == 1 {
+        return vec![minmax(values)];
+    }
+    if view.inner * view.channels == values.len() {
+        // Axis 0: each channel is one contiguous block.
+        return values.par_chunks(view.inner).map(minmax).collect();
+    }
+    // Axis 1: channel c is every `channels`-th block of `inner` values, starting at block c.
+    let blocks = values.len() / view.inner;
+    (0..view.channels)
+        .into_par_iter()
+        .map(|c| {
+            (c..blocks)
+                .step_by(view.channels)
+                .filter_map(|blk| values.get(blk * view.inner..(blk + 1) * view.inner))
+                .map(minmax)
+                .reduce(combine)
+                .unwrap_or((0.0, 0.0))
+        })
+        .collect()
+}
+
+/// One channel's linear parameters in both dialects' terms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Channel {
+    /// The minimum (the stored bias).
+    pub lo: f32,
+    /// The stored (float32) scale.
+    pub scale: f32,
+    /// The unrounded float64 scale (dialect F64).
+    pub scale64: f64,
+    /// Reciprocal used for the indices in F32 (0 under the threshold).
+    pub inv32: f32,
+    /// Reciprocal used for the indices in F64 (0 under the threshold).
+    pub inv64: f64,
+    /// The scale was non-zero but under the threshold.
+    pub thresholded: bool,
+}
+
+impl Channel {
+    /// Computes the parameters of a channel with extremes `lo`, `hi` (spec §3.2 steps 3–4).
+    pub(crate) fn new(lo: f32, hi: f32, nbits: u8, dialect: Dialect) -> Channel {
+        let qmax = ((1u32 << nbits) - 1) as f32;
+        match dialect {
+            Dialect::F32 => {
+                let scale = (hi - lo) / qmax;
+                let pass = scale.abs() > THRESHOLD_F32;
+                let inv32 = if pass { 1.0 / scale } else { 0.0 };
+                Channel {
+                    lo,
+                    scale,
+                    scale64: scale as f64,
+                    inv32,
+                    inv64: inv32 as f64,
+                    thresholded: !pass && scale != 0.0 && !scale.is_nan(),
+                }
+            }
+            Dialect::F64 => {
+                let scale64 = (hi as f64 - lo as f64) / qmax as f64;
+                let pass = scale64.abs() > THRESHOLD_F64;
+                let inv64 = if pass { 1.0 / scale64 } else { 0.0 };
+                Channel {
+                    lo,
+                    scale: scale64 as f32,
+                    scale64,
+                    inv32: inv64 as f32,
+                    inv64,
+                    thresholded: !pass && scale64 != 0.0 && !scale64.is_nan(),
+                }
+            }
+        }
+    }
+}
+
+/// Channel parameters, packed indices and notes for `values` seen through `view`.
+pub(crate) fn run(
+    values: &[f32],
+    view: &ChannelView,
+    nbits: u8,
+    dialect: Dialect,
+) -> (Vec<Channel>, Vec<u8>, Notes) {
+    let channels: Vec<Channel> = channel_minmax(values, view)
+        .into_iter()
+        .map(|(lo, hi)| Channel::new(lo, hi, nbits, dialect))
+        .collect();
+    let data = pack::pack_with(values.len(), nbits, |start, buf| {
+        view.for_runs(start..start + buf.len(), |c, run| {
+            if let (Some(ch), Some(src)) = (channels.get(c), values.get(run.clone())) {
+                let dst = &mut buf[run.start - start..run.end - start];
+                match dialect {
+                    Dialect::F32 => {
+                        for (d, &w) in dst.iter_mut().zip(src) {
+                            *d = rne_f32((w - ch.lo) * ch.inv32) as u8;
+                        }
+                    }
+                    Dialect::F64 => {
+                        for (d, &w) in dst.iter_mut().zip(src) {
+                            *d = rne_f64((w as f64 - ch.lo as f64) * ch.inv64) as u8;
+                        }
+                    }
+                }
+            }
+        });
+    });
+    let notes = Notes {
+        nan_values: count_nan(values),
+        threshold_channels: channels.iter().filter(|c| c.thresholded).count() as u64,
+    };
+    (channels, data, notes)
+}
+
+/// Number of NaN values (a fast parallel count; 0 for NaN-free tensors).
+pub(crate) fn count_nan(values: &[f32]) -> u64 {
+    values
+        .par_chunks(MINMAX_CHUNK)
+        .map(|c| c.iter().filter(|v| v.is_nan()).count() as u64)
+        .sum()
+}
+
+/// `linear` quantization with `nbits` bits of the tensor seen through `view`.
+pub fn quantize(values: &[f32], view: &ChannelView, nbits: u8, dialect: Dialect) -> Quantized {
+    let (channels, data, notes) = run(values, view, nbits, dialect);
+    Quantized {
+        nbits,
+        data,
+        params: Params::Linear {
+            scale: channels.iter().map(|c| c.scale).collect(),
+            bias: channels.iter().map(|c| c.lo).collect(),
+        },
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::kernels::testutil::{hex, Rng};
+    use crate::quant::kernels::{dequantize, quantize as q_tensor};
+    use crate::quant::Target;
+
+    fn lin(values: &[f32], shape: &[u64], axis: usize, b: u8) -> Quantized {
+        q_tensor(values, shape, axis, &Target::Linear(b), Dialect::F32).unwrap()
+    }
+
+    fn scale_bias(q: &Quantized) -> (Vec<f32>, Vec<f32>) {
+        match &q.params {
+            Params::Linear { scale, bias } => (scale.clone(), bias.clone()),
+            p => panic!("not linear: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn spec_3_7_table_zero_to_seven() {
+        let w: Vec<f32> = (0..8).map(|k| k as f32).collect();
+        let want = [
+            "0f",
+            "05 af",
+            "05 39 77",
+            "02 46 9b df",
+            "01 12 d9 5b 7f",
+            "00 94 9b 92 dd bf",
+            "00 49 23 69 36 f6 ff",
+            "00 24 49 6d 92 b6 db ff",
+        ];
+        for (b, want) in (1..=8).zip(want) {
+            let q = lin(&w, &[1, 8], 0, b);
+            assert_eq!(hex(&q.data), want, "{b} bits");
+        }
+    }
+
+    #[test]
+    fn spec_3_7_more_examples() {
+        let q = lin(&[0.0, 7.0, 3.5], &[1, 3], 0, 3);
+        assert_eq!(hex(&q.data), "1e 00");
+        let q = lin(&[5.0], &[1, 1], 0, 1);
+        assert_eq!(hex(&q.data), "00");
+        let q = lin(&[0., 1., 2., 3., 10., 20., 30., 40.], &[2, 4], 0, 2);
+        assert_eq!(hex(&q.data), "1b 1b");
+        assert_eq!(scale_bias(&q), (vec![1.0, 10.0], vec![0.0, 10.0]));
+        let q = lin(&[1.0, 3.0], &[2], 0, 2);
+        assert_eq!(hex(&q.data), "30");
+        assert_eq!(scale_bias(&q), (vec![0.666_666_7], vec![1.0]));
+    }
+
+    #[test]
+    fn spec_3_2_edge_cases() {
+        // Threshold: scale stored, indices forced to 0.
+        let q = lin(&[0.0, 1e-7, 2e-7, 3e-6], &[4], 0, 2);
+        assert_eq!(hex(&q.data), "00");
+        let (s, b) = scale_bias(&q);
+        assert_eq!(s[0].to_bits(), 1e-6f32.to_bits());
+        assert_eq!(b, vec![0.0]);
+        assert_eq!(q.notes.threshold_channels, 1);
+        // Ties to even.
+        let q = lin(&[0.0, 0.5, 1.5, 2.5, 3.5, 7.0], &[6], 0, 3);
+        let idx = crate::quant::kernels::pack::unpack(&q.data, 3, 6).unwrap();
+        assert_eq!(idx, vec![0, 0, 2, 2, 4, 7]);
+        // max == min.
+        let q = lin(&[2.5, 2.5], &[2], 0, 4);
+        assert_eq!(scale_bias(&q), (vec![0.0], vec![2.5]));
+        assert_eq!(q.notes.threshold_channels, 0);
+    }
+
+    #[test]
+    fn deconvolution_axis_one() {
+        // [kc=2, oc=3, 1, 1]: channel c = w[0][c], w[1][c].
+        let w = [0.0, 10.0, 100.0, 1.0, 20.0, 300.0];
+        let q = lin(&w, &[2, 3, 1, 1], 1, 8);
+        let (s, b) = scale_bias(&q);
+        assert_eq!(b, vec![0.0, 10.0, 100.0]);
+        assert_eq!(s, vec![1.0 / 255.0, 10.0 / 255.0, 200.0 / 255.0]);
+        assert_eq!(q.data, vec![0, 0, 0, 255, 255, 255]);
+    }
+
+    #[test]
+    fn dialects_differ_only_in_rounding() {
+        let mut rng = Rng::new(3);
+        let w: Vec<f32> = (0..4096).map(|_| rng.normal()).collect();
+        let a = lin(&w, &[16, 256], 0, 4);
+        let b = q_tensor(&w, &[16, 256], 0, &Target::Linear(4), Dialect::F64).unwrap();
+        let (ia, ib) = (
+            pack::unpack(&a.data, 4, 4096).unwrap(),
+            pack::unpack(&b.data, 4, 4096).unwrap(),
+        );
+        let diff = ia.iter().zip(&ib).filter(|(x, y)| x != y).count();
+        assert!(diff < 40, "{diff}");
+        assert!(ia.iter().zip(&ib).all(|(x, y)| x.abs_diff(*y) <= 1));
+    }
+
+    #[test]
+    fn matches_reference_arithmetic_and_error_bound() {
+        let mut rng = Rng::new(11);
+        for round in 0..60 {
+            let b = (round % 8) as u8 + 1;
+            let rows = rng.below(5) as usize + 1;
+            let cols = rng.below(300) as usize + 1;
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 3.0).collect();
+            let q = lin(&w, &[rows as u64, cols as u64], 0, b);
+            let idx = pack::unpack(&q.data, b, w.len()).unwrap();
+            let (s, bias) = scale_bias(&q);
+            let deq = dequantize(&q, &[rows as u64, cols as u64], 0).unwrap();
+            for r in 0..rows {
+                let row = &w[r * cols..(r + 1) * cols];
+                let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let scale = (hi - lo) / ((1u32 << b) - 1) as f32;
+                assert_eq!(s[r].to_bits(), scale.to_bits());
+                assert_eq!(bias[r], lo);
+                let inv = if scale.abs() > 1e-6 { 1.0 / scale } else { 0.0 };
+                for (k, &x) in row.iter().enumerate() {
+                    let want = ((x - lo) * inv).round_ties_even();
+                    assert_eq!(idx[r * cols + k] as f32, want);
+                    assert!(u32::from(idx[r * cols + k]) < (1u32 << b));
+                    let err = (deq[r * cols + k] - x).abs();
+                    assert!(
+                        err <= scale * 0.5 * 1.0001 + 1e-6,
+                        "err {err} scale {scale}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nan_channel_collapses_to_zero() {
+        let q = lin(&[1.0, f32::NAN, 3.0, 0.0, 1.0, 2.0], &[2, 3], 0, 8);
+        assert_eq!(q.data, vec![0, 0, 0, 0, 127, 255]);
+        assert_eq!(q.notes.nan_values, 1);
+    }
+
+    #[test]
+    fn large_tensor_is_thread_count_independent() {
+        let mut rng = Rng::new(5);
+        let w: Vec<f32> = (0..300_001).map(|_| rng.normal()).collect();
+        let a = lin(&w, &[300_001], 0, 3);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = pool.install(|| lin(&w, &[300_001], 0, 3));
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,576 @@
+//! End-to-end tests of the quantization engine and `coremlq quantize`: exact size estimates
+//! on every fixture and mode, the safe writer, cancellation, mixed precision, the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use coremlq::model::{ModelFile, Storage};
+use coremlq::quant::error::{PlanErrorKind, QuantError};
+use coremlq::quant::execute::quantize_to_vec;
+use coremlq::quant::settings::Override;
+use coremlq::quant::{
+    estimate, plan, CancelToken, Choice, LayerDecision, Mode, RunOptions, Selector, Settings,
+    Target, TensorAction,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(name)
+}
+
+fn settings(nbits: u8, mode: Mode) -> Settings {
+    Settings {
+        default: Choice {
+            nbits,
+            mode,
+            lut: (mode == Mode::CustomLut).then(|| plan::lut(&[-0.5, -0.1, 0.1, 0.5])),
+        },
+        selector: Selector::Default,
+        skip_layers: vec![],
+        overrides: vec![],
+        fuse_layers: true,
+    }
+}
+
+fn models() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixture(""))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "mlmodel"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn estimate_equals_written_size_for_every_mode_on_every_fixture() {
+    let choices = [
+        (16, Mode::Linear),
+        (8, Mode::Linear),
+        (4, Mode::Linear),
+        (3, Mode::Linear),
+        (1, Mode::Linear),
+        (8, Mode::LinearSymmetric),
+        (8, Mode::LinearLut),
+        (2, Mode::LinearLut),
+        (4, Mode::KmeansLut),
+        (2, Mode::CustomLut),
+        (8, Mode::Dequantization),
+    ];
+    let mut checked = 0;
+    for path in models() {
+        let Ok(file) = ModelFile::open(&path) else {
+            continue;
+        };
+        for (nbits, mode) in choices {
+            for fuse in [true, false] {
+                let mut s = settings(nbits, mode);
+                s.fuse_layers = fuse;
+                let Ok(p) = plan::build(&file.index, &s) else {
+                    continue;
+                };
+                let est = estimate::estimate(&file.index, file.bytes(), &p).expect("estimate");
+                match quantize_to_vec(&file, &p, &RunOptions::default()) {
+                    Ok(out) => {
+                        assert_eq!(
+                            est.bytes_after,
+                            out.len() as u64,
+                            "{} {mode:?} {nbits} fuse={fuse}",
+                            path.display()
+                        );
+                        let re = ModelFile::from_bytes(path.clone(), out).expect("output indexes");
+                        assert_eq!(
+                            re.index.weight_bytes(),
+                            p.weight_bytes_after,
+                            "{} {mode:?} {nbits}: per-tensor sizes",
+                            path.display()
+                        );
+                        checked += 1;
+                    }
+                    // Value-dependent refusals (fp16 range) are fine; nothing else is.
+                    Err(QuantError::Plan(e)) if e.kind == PlanErrorKind::Fp16Range => {}
+                    Err(e) => panic!("{} {mode:?} {nbits}: {e}", path.display()),
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} runs");
+}
+
+#[test]
+fn writes_through_a_temp_file_and_matches_the_golden_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = ModelFile::open(&fixture("conv.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let out = dir.path().join("conv8.mlmodel");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let opts = RunOptions {
+        progress: Some(Arc::new(move |p: &coremlq::quant::Progress| {
+            seen2
+                .lock()
+                .unwrap()
+                .push((p.done, p.total, p.layer.clone()))
+        })),
+        ..RunOptions::default()
+    };
+    let report = coremlq::quant::quantize(&file, &p, &out, &opts).unwrap();
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(golden("conv__linear8.mlmodel")).unwrap()
+    );
+    assert_eq!(report.bytes_after, std::fs::metadata(&out).unwrap().len());
+    assert_eq!(*seen.lock().unwrap(), vec![(1, 1, "conv".to_string())]);
+    // Only the output is left in the folder.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // Overwriting a Core ML model is allowed.
+    coremlq::quant::quantize(&file, &p, &out, &RunOptions::default()).unwrap();
+}
+
+#[test]
+fn refuses_to_write_the_input_or_a_non_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mlmodel");
+    std::fs::copy(fixture("conv.mlmodel"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let file = ModelFile::open(&input).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let err = coremlq::quant::quantize(&file, &p, &input, &RunOptions::default()).unwrap_err();
+    assert!(matches!(err, QuantError::OutputIsInput { .. }), "{err}");
+    let relative = dir.path().join(".").join("in.mlmodel");
+    assert!(matches!(
+        coremlq::quant::quantize(&file, &p, &relative, &RunOptions::default()),
+        Err(QuantError::OutputIsInput { .. })
+    ));
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.mlmodel");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        assert!(coremlq::quant::quantize(&file, &p, &link, &RunOptions::default()).is_err());
+    }
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "keep me").unwrap();
+    assert!(matches!(
+        coremlq::quant::quantize(&file, &p, &text, &RunOptions::default()),
+        Err(QuantError::RefuseOverwrite { .. })
+    ));
+    assert_eq!(std::fs::read(&text).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
+
+#[test]
+fn cancellation_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = ModelFile::open(&fixture("multi.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(4, Mode::Linear)).unwrap();
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let opts = RunOptions {
+        cancel,
+        ..RunOptions::default()
+    };
+    let err =
+        coremlq::quant::quantize(&file, &p, &dir.path().join("out.mlmodel"), &opts).unwrap_err();
+    assert!(matches!(err, QuantError::Cancelled), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failing_tensor_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = ModelFile::open(&fixture("edge_inf.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(16, Mode::Linear)).unwrap();
+    let err = coremlq::quant::quantize(
+        &file,
+        &p,
+        &dir.path().join("out.mlmodel"),
+        &RunOptions::default(),
+    )
+    .unwrap_err();
+    let QuantError::Plan(e) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind, PlanErrorKind::Fp16Range);
+    assert!(err.to_string().contains("edge_inf.mlmodel"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn overrides_give_mixed_precision_exact_name_beating_patterns() {
+    let file = ModelFile::open(&fixture("multi.mlmodel")).unwrap();
+    let mut s = settings(8, Mode::Linear);
+    let ov = |pattern: &str, skip: bool, nbits: Option<u8>, mode: Option<Mode>| Override {
+        pattern: pattern.into(),
+        skip,
+        nbits,
+        mode,
+        lut: None,
+    };
+    s.overrides = vec![
+        ov("*", false, Some(4), None),
+        ov("i*", false, Some(2), Some(Mode::LinearLut)),
+        ov("ip", false, Some(16), None),
+        ov("lst?", true, None, None),
+    ];
+    s.skip_layers = vec!["b?".into()];
+    s.fuse_layers = false;
+    let p = plan::build(&file.index, &s).unwrap();
+    let by_name = |n: &str| {
+        let l = file.index.layers.iter().position(|l| l.name == n).unwrap();
+        (p.layers[l].decision.clone(), p.layers[l].reason.clone())
+    };
+    assert_eq!(
+        by_name("conv").0,
+        LayerDecision::Quantize(Target::Linear(4))
+    );
+    assert_eq!(by_name("ip").0, LayerDecision::Quantize(Target::Fp16));
+    assert_eq!(by_name("lstm").0, LayerDecision::Skip);
+    assert!(by_name("lstm").1.contains("lst?"));
+    assert_eq!(by_name("bn").0, LayerDecision::Skip);
+    assert!(by_name("bn").1.contains("skip_layers"));
+    assert_eq!(by_name("relu").0, LayerDecision::NoWeights);
+    let out = quantize_to_vec(&file, &p, &RunOptions::default()).unwrap();
+    let re = ModelFile::from_bytes(file.path.clone(), out).unwrap();
+    let storage = |layer: &str, field: &str| {
+        let l = re
+            .index
+            .layers
+            .iter()
+            .position(|l| l.name == layer)
+            .unwrap();
+        re.index
+            .layer_weights(l)
+            .find(|w| w.field == field)
+            .unwrap()
+            .storage
+    };
+    assert_eq!(storage("conv", "weights"), Storage::Linear { nbits: 4 });
+    assert_eq!(storage("ip", "weights"), Storage::Float16);
+    assert_eq!(storage("bn", "gamma"), Storage::Float32);
+    // Mixed 1–8-bit and fp16 targets: the version rises to at least 3.
+    assert!(re.index.root().specification_version >= 3);
+}
+
+#[test]
+fn fusion_plan_explains_itself_and_respects_model_outputs() {
+    let file = ModelFile::open(&fixture("fuse_output_blob.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    assert!(p.fusions.is_empty());
+    assert!(
+        p.notes.iter().any(|n| n.contains("model output")),
+        "{:?}",
+        p.notes
+    );
+
+    let file = ModelFile::open(&fixture("fuse_conv_bn.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(4, Mode::Linear)).unwrap();
+    assert_eq!(p.fusions.len(), 1);
+    let bn = file
+        .index
+        .layers
+        .iter()
+        .position(|l| l.name == "bn")
+        .unwrap();
+    assert_eq!(p.layers[bn].decision, LayerDecision::FusedInto(0));
+    assert!(p.layers[bn].reason.contains("fused into conv"));
+    assert!(p.notes.iter().any(|n| n.contains("coremltools 9.0 fails")));
+    let out = quantize_to_vec(&file, &p, &RunOptions::default()).unwrap();
+    let re = ModelFile::from_bytes(file.path.clone(), out).unwrap();
+    assert_eq!(re.index.layers.len(), 1);
+    assert_eq!(re.index.layers[0].outputs, vec!["out".to_string()]);
+
+    // No fusion when asked, and none for fp16.
+    let mut s = settings(4, Mode::Linear);
+    s.fuse_layers = false;
+    assert!(plan::build(&file.index, &s).unwrap().fusions.is_empty());
+    assert!(plan::build(&file.index, &settings(16, Mode::Linear))
+        .unwrap()
+        .fusions
+        .is_empty());
+}
+
+#[test]
+fn conv_batchnorm_fusion_uses_the_correct_formula() {
+    let file = ModelFile::open(&fixture("fuse_conv_bn.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let fp = &p.fusions[0];
+    let v = coremlq::quant::fusion::compute(&file.path, file.bytes(), &file.index, fp).unwrap();
+    let read = |layer: &str, field: &str| {
+        let l = file
+            .index
+            .layers
+            .iter()
+            .position(|l| l.name == layer)
+            .unwrap();
+        let w = file
+            .index
+            .layer_weights(l)
+            .find(|w| w.field == field)
+            .unwrap();
+        coremlq::quant::fusion::read_values(&file.path, file.bytes(), w).unwrap()
+    };
+    let (w, b) = (read("conv", "weights"), read("conv", "bias"));
+    let (g, beta, mean, var) = (
+        read("bn", "gamma"),
+        read("bn", "beta"),
+        read("bn", "mean"),
+        read("bn", "variance"),
+    );
+    let eps = match file.index.layers[1].params {
+        coremlq::model::LayerParams::Batchnorm { epsilon, .. } => f64::from(epsilon),
+        _ => unreachable!(),
+    };
+    let per = w.len() / g.len();
+    for o in 0..g.len() {
+        let f = f64::from(g[o]) / (f64::from(var[o]) + eps).sqrt();
+        let want_b = ((f64::from(b[o]) - f64::from(mean[o])) * f + f64::from(beta[o])) as f32;
+        assert_eq!(v.bias.as_ref().unwrap()[o], want_b);
+        for i in 0..per {
+            assert_eq!(
+                v.weights.as_ref().unwrap()[o * per + i],
+                (f64::from(w[o * per + i]) * f) as f32
+            );
+        }
+    }
+}
+
+#[test]
+fn never_converted_layers_are_reported() {
+    let file = ModelFile::open(&fixture("float_only.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    for (l, lp) in file.index.layers.iter().zip(&p.layers) {
+        if lp.decision == LayerDecision::NotQuantizable {
+            assert_eq!(lp.reason, "coremltools never converts these", "{}", l.name);
+        }
+        for &w in &l.weights {
+            if lp.decision == LayerDecision::NotQuantizable {
+                assert_eq!(p.tensors[w].action, TensorAction::Keep);
+            }
+        }
+    }
+}
+
+fn coremlq(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_coremlq"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_quantizes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ip.mlmodel");
+    let input = fixture("inner_product.mlmodel");
+    let o = coremlq(&[
+        "quantize",
+        input.to_str().unwrap(),
+        "--nbits",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(golden("inner_product__linear3.mlmodel")).unwrap()
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("->") && stdout.contains('%'), "{stdout}");
+    assert!(
+        o.stderr.is_empty(),
+        "no progress bar in a pipe: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let o = coremlq(&[
+        "quantize",
+        input.to_str().unwrap(),
+        "--nbits",
+        "8",
+        "--mode",
+        "linear_symmetric",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["bytes_after"].as_u64(),
+        Some(std::fs::metadata(&out).unwrap().len())
+    );
+    assert_eq!(v["layers"][0]["decision"], "linear_symmetric 8-bit");
+
+    let o = coremlq(&[
+        "quantize",
+        input.to_str().unwrap(),
+        "--nbits",
+        "4",
+        "--skip-layer-types",
+        "innerProduct",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["layers"][0]["decision"], "skip");
+}
+
+#[test]
+fn cli_errors_exit_1_with_coremltools_meaning() {
+    let input = fixture("inner_product.mlmodel");
+    let i = input.to_str().unwrap();
+    for (args, text) in [
+        (
+            vec!["quantize", i, "--nbits", "8", "--mode", "foo"],
+            "Invalid quantization mode",
+        ),
+        (
+            vec!["quantize", i, "--nbits", "9"],
+            "Only half precision (16-bit), 1 to 8-bit",
+        ),
+        (vec!["quantize", i], "Missing argument \"nbits\""),
+        (
+            vec!["quantize", i, "--nbits", "4", "--mode", "linear_symmetric"],
+            "Symmetric quantization is only applicable for 8 bit",
+        ),
+        (
+            vec!["quantize", i, "--nbits", "4", "--mode", "custom_lut"],
+            "no lookup table",
+        ),
+        (
+            vec![
+                "quantize",
+                i,
+                "--nbits",
+                "4",
+                "--skip-layer-types",
+                "activation",
+            ],
+            "is not supported",
+        ),
+        (
+            vec!["quantize", i, "--nbits", "4", "-o", i],
+            "refusing to overwrite the input",
+        ),
+    ] {
+        let o = coremlq(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(text), "{args:?}: {err}");
+    }
+    let upd = fixture("updatable.mlmodel");
+    let o = coremlq(&[
+        "quantize",
+        upd.to_str().unwrap(),
+        "--nbits",
+        "16",
+        "-o",
+        "/nonexistent/x.mlmodel",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("updatable models cannot get quantized to FP16"));
+}
+
+/// xorshift64: deterministic pseudo-random numbers for the property tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn float(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+#[test]
+fn property_pack_unpack_round_trips_with_the_closed_form_length() {
+    use coremlq::quant::kernels::pack;
+    let mut rng = Rng(0x5eed);
+    for _ in 0..500 {
+        let nbits = 1 + rng.below(8) as u8;
+        let n = rng.below(300) as usize;
+        let idx: Vec<u8> = (0..n)
+            .map(|_| (rng.next() as u8) & ((1u16 << nbits) - 1) as u8)
+            .collect();
+        let packed = pack::pack(&idx, nbits);
+        assert_eq!(packed.len(), pack::packed_len(n, nbits));
+        let want = if nbits == 8 {
+            n
+        } else {
+            (n * nbits as usize).div_ceil(8).max(1)
+        };
+        assert_eq!(packed.len(), want);
+        assert_eq!(
+            pack::unpack(&packed, nbits, n).unwrap(),
+            idx,
+            "n={n} b={nbits}"
+        );
+    }
+}
+
+#[test]
+fn property_kernels_respect_their_error_bounds_and_sizes() {
+    use coremlq::quant::kernels::{self, Dialect, Params};
+    let mut rng = Rng(0xfeed);
+    for _ in 0..200 {
+        let rows = 1 + rng.below(6);
+        let cols = 1 + rng.below(40);
+        let n = (rows * cols) as usize;
+        let spread = [1e-3f32, 0.1, 1.0, 100.0][rng.below(4) as usize];
+        let values: Vec<f32> = (0..n).map(|_| rng.float() * spread).collect();
+        let shape = [rows, cols];
+        let nbits = 1 + rng.below(8) as u8;
+        for target in [
+            Target::Linear(nbits),
+            Target::LinearLut(nbits),
+            Target::LinearSymmetric,
+            Target::Fp16,
+        ] {
+            let q = kernels::quantize(&values, &shape, 0, &target, Dialect::F32).unwrap();
+            let deq = kernels::dequantize(&q, &shape, 0).unwrap();
+            assert_eq!(deq.len(), n);
+            let channels = if target.is_linear() { rows } else { 1 };
+            let size = estimate::weight_params_bytes(Some(&target), n as u64, channels, false);
+            let data_field = if target == Target::Fp16 {
+                estimate::half_field(n as u64)
+            } else {
+                estimate::raw_field(n as u64, q.nbits)
+            };
+            assert!(size >= data_field);
+            if let (Target::Linear(_), Params::Linear { scale, .. }) = (&target, &q.params) {
+                for (i, (w, d)) in values.iter().zip(&deq).enumerate() {
+                    let s = scale[i / cols as usize];
+                    if s > 1e-6 {
+                        assert!(
+                            (w - d).abs() <= s / 2.0 * 1.0001 + 1e-6,
+                            "{w} vs {d} (scale {s})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
