@@ -29,6 +29,11 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn time<T>(label: &str, n: usize, reference: Option<(f64, usize)>, f: impl FnOnce() -> T) -> T {
+    if let Ok(only) = std::env::var("COREMLQ_BENCH_ONLY") {
+        if !only.split(',').any(|o| label.contains(o.trim())) {
+            return f();
+        }
+    }
     let t = Instant::now();
     let out = black_box(f());
     let s = t.elapsed().as_secs_f64();
@@ -54,7 +59,12 @@ fn main() {
         .unwrap_or(1.0);
     let big = ((150_000_000.0 * scale) as usize / 4096).max(1) * 4096;
     let km = ((25_000_000.0 * scale) as usize).max(4096);
-    println!("threads: {}", rayon::current_num_threads());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "threads: {}, load average: {}",
+        rayon::current_num_threads(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
     println!("tensor: {big} weights as [4096, {}] (axis 0)\n", big / 4096);
     let w = weights(big, 1);
     let shape = [4096u64, (big / 4096) as u64];

@@ -84,6 +84,22 @@ fn coremltools(python: &str, model: &Path, nbits: u8, mode: &str, out: &Path) ->
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--generate") {
+        // `--generate big|resnet PATH`: write one model and stop (for profiling by hand).
+        let layers = if args.get(i + 1).is_some_and(|m| m == "resnet") {
+            common::resnet50_like()
+        } else {
+            common::big_model()
+        };
+        let path = PathBuf::from(
+            args.get(i + 2)
+                .cloned()
+                .unwrap_or_else(|| "model.mlmodel".into()),
+        );
+        let size = common::write_model(&path, &layers, 7).expect("generate");
+        println!("{}: {size} bytes", path.display());
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let get = |k: usize| args.get(i + k).cloned().unwrap_or_default();
         one(

@@ -29,9 +29,17 @@ fn render(config: &Path) -> String {
     let checked = check_file(config, Some(Path::new("tests/data"))).expect("readable config");
     let mut out = compact(&checked.text, &checked.analysis.diagnostics);
     if let Some(s) = &checked.analysis.settings {
-        let _ = writeln!(out, "settings: {:?} selector={:?} skip_layers={:?} fuse_layers={}", s.default, s.selector, s.skip_layers, s.fuse_layers);
+        let _ = writeln!(
+            out,
+            "settings: {:?} selector={:?} skip_layers={:?} fuse_layers={}",
+            s.default, s.selector, s.skip_layers, s.fuse_layers
+        );
         for o in &s.overrides {
-            let _ = writeln!(out, "  override {:?} skip={} nbits={:?} mode={:?}", o.pattern, o.skip, o.nbits, o.mode);
+            let _ = writeln!(
+                out,
+                "  override {:?} skip={} nbits={:?} mode={:?}",
+                o.pattern, o.skip, o.nbits, o.mode
+            );
         }
     }
     if let (Some(plan), Some(model)) = (&checked.analysis.plan, &checked.model) {
@@ -39,11 +47,17 @@ fn render(config: &Path) -> String {
             let decision = match &lp.decision {
                 LayerDecision::Quantize(t) => t.describe(),
                 LayerDecision::Skip => "skip".into(),
-                LayerDecision::FusedInto(p) => format!("fused into {}", model.index.layers[*p].name),
+                LayerDecision::FusedInto(p) => {
+                    format!("fused into {}", model.index.layers[*p].name)
+                }
                 LayerDecision::NotQuantizable => "not quantizable".into(),
                 LayerDecision::NoWeights => "no weights".into(),
             };
-            let _ = writeln!(out, "plan: {} ({}): {decision} — {}", layer.name, layer.layer_type, lp.reason);
+            let _ = writeln!(
+                out,
+                "plan: {} ({}): {decision} — {}",
+                layer.name, layer.layer_type, lp.reason
+            );
         }
     }
     out
@@ -55,17 +69,26 @@ fn fixtures() {
     let mut failures = Vec::new();
     for config in configs() {
         let actual = render(&config);
-        let expected_path = PathBuf::from(config.to_string_lossy().replace(".quant.json", ".expected"));
+        let expected_path =
+            PathBuf::from(config.to_string_lossy().replace(".quant.json", ".expected"));
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if actual != expected {
             if update {
                 std::fs::write(&expected_path, &actual).expect("write expectation");
             } else {
-                failures.push(format!("{}:\n--- expected\n{expected}--- actual\n{actual}", config.display()));
+                failures.push(format!(
+                    "{}:\n--- expected\n{expected}--- actual\n{actual}",
+                    config.display()
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} fixture(s) differ (UPDATE_EXPECT=1 to accept):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ (UPDATE_EXPECT=1 to accept):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -81,6 +104,10 @@ fn every_code_is_exercised() {
             }
         }
     }
-    let missing: Vec<&str> = Code::ALL.iter().filter(|c| !seen.contains(c)).map(|c| c.as_str()).collect();
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|c| !seen.contains(c))
+        .map(|c| c.as_str())
+        .collect();
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
 }

@@ -32,22 +32,33 @@ async fn initialize_negotiates_encoding_and_announces_features() {
 async fn unknown_methods_and_malformed_messages_are_errors_not_crashes() {
     let (mut client, _) = TestClient::initialized(vscode_capabilities(), None, Value::Null).await;
     let err = client.request("coremlq/noSuchMethod", json!({})).await.unwrap_err();
+    eprintln!("STEP 2");
     assert_eq!(err["code"], -32601);
+    eprintln!("STEP 3");
     // Invalid params for a known method.
     let err = client.request("textDocument/hover", json!({"nonsense": 1})).await.unwrap_err();
+    eprintln!("STEP 5");
     assert_eq!(err["code"], -32602);
+    eprintln!("STEP 6");
     // A body that is not JSON.
     client.send_body("{this is not json").await;
+    eprintln!("STEP 8");
     // A request for a document that is not open answers null.
     let hover = client
         .request("textDocument/hover", json!({"textDocument": {"uri": "file:///nope.quant.json"}, "position": {"line": 0, "character": 0}}))
         .await;
+    eprintln!("STEP 12");
     assert_eq!(hover, Ok(Value::Null));
+    eprintln!("STEP 13");
     // Unknown notifications are ignored; an unknown command is an error.
     client.notify("coremlq/unknownNotification", json!({})).await;
+    eprintln!("STEP 15");
     let err = client.request("workspace/executeCommand", json!({"command": "coremlq.nope", "arguments": []})).await.unwrap_err();
+    eprintln!("STEP 16");
     assert_eq!(err["code"], -32602);
+    eprintln!("STEP 17");
     client.shutdown().await;
+    eprintln!("STEP 18");
 }
 
 #[tokio::test]
@@ -130,7 +141,7 @@ fn real_binary_over_stdio() {
     assert_eq!(init["id"], 1);
     assert_eq!(init["result"]["serverInfo"]["name"], "coremlq-lsp");
     write_frame(&mut stdin, &json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
-    let uri = "file:///ws/é.quant.json";
+    let uri = "file:///ws/%C3%A9.quant.json";
     write_frame(&mut stdin, &json!({"jsonrpc": "2.0", "method": "textDocument/didOpen",
         "params": {"textDocument": {"uri": uri, "languageId": "jsonc", "version": 7, "text": "{"}}}));
     let diags = loop {

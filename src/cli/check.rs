@@ -35,7 +35,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let files: Vec<Value> = checked.iter().map(to_json).collect();
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&Value::Array(files))?)?;
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&Value::Array(files))?
+        )?;
     } else {
         for c in &checked {
             stdout.write_all(report(c).as_bytes())?;
@@ -51,11 +55,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             plural(configs, "config")
         )?;
     }
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn count(c: &Checked, severity: Severity) -> usize {
-    c.analysis.diagnostics.iter().filter(|d| d.severity == severity).count()
+    c.analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == severity)
+        .count()
 }
 
 /// The rustc-style text of every diagnostic of one config.
@@ -73,7 +85,12 @@ pub fn report(c: &Checked) -> String {
 /// One config's diagnostics as JSON.
 pub fn to_json(c: &Checked) -> Value {
     let index = LineIndex::new(&c.text);
-    let diags: Vec<Value> = c.analysis.diagnostics.iter().map(|d| diagnostic_json(&c.text, &index, d)).collect();
+    let diags: Vec<Value> = c
+        .analysis
+        .diagnostics
+        .iter()
+        .map(|d| diagnostic_json(&c.text, &index, d))
+        .collect();
     json!({ "file": c.path.display().to_string(), "diagnostics": diags })
 }
 

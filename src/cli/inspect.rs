@@ -305,7 +305,8 @@ fn table(args: &Args, idx: &ModelIndex) -> String {
     if hidden > 0 && args.types.is_empty() && args.largest.is_none() {
         let _ = writeln!(
             o,
-            "({hidden} layers without weights not shown; --all lists them)"
+            "({} without weights not shown; --all lists them)",
+            plural(hidden as u64, "layer")
         );
     }
 

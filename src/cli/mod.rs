@@ -4,3 +4,4 @@ pub mod check;
 pub mod inspect;
 pub mod plan;
 pub mod quantize;
+pub mod quantize_configs;

@@ -115,11 +115,9 @@ fn is_config(p: &Path) -> bool {
     p.to_string_lossy().ends_with(".quant.json")
 }
 
-/// The hook for config files: routed to the config engineer's entry point once it exists.
+/// `*.quant.json` arguments are handled by the config front end.
 fn run_configs(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    // Route to `crate::cli::quantize_configs(paths)` here when the config front end lands.
-    let _ = paths;
-    anyhow::bail!("quantizing from `*.quant.json` configs is not available in this build; use the flags instead")
+    super::quantize_configs::run(paths)
 }
 
 /// Builds [`Settings`] from the flags, with coremltools' validation order and texts.

@@ -214,7 +214,13 @@ pub struct Fix {
 impl Fix {
     /// A fix replacing `range` by `text`.
     pub fn replace(title: impl Into<String>, range: TextRange, text: impl Into<String>) -> Fix {
-        Fix { title: title.into(), edits: vec![Edit { range, text: text.into() }] }
+        Fix {
+            title: title.into(),
+            edits: vec![Edit {
+                range,
+                text: text.into(),
+            }],
+        }
     }
 }
 
@@ -274,7 +280,34 @@ impl Diagnostic {
 
     /// With a related place.
     pub fn with_related(mut self, range: TextRange, message: impl Into<String>) -> Diagnostic {
-        self.related.push(Related { range, message: message.into() });
+        self.related.push(Related {
+            range,
+            message: message.into(),
+        });
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_documented() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/diagnostics.md"))
+                .unwrap_or_default();
+        for (i, c) in Code::ALL.iter().enumerate() {
+            assert!(!Code::ALL[..i]
+                .iter()
+                .any(|o| o.as_str() == c.as_str() || o.slug() == c.slug()));
+            assert_eq!(Code::parse(c.as_str()), Some(*c));
+            assert_eq!(Code::parse(c.slug()), Some(*c));
+            let heading = format!("## {} {}", c.as_str(), c.slug());
+            assert!(
+                doc.contains(&heading),
+                "docs/diagnostics.md lacks `{heading}`"
+            );
+        }
     }
 }

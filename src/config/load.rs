@@ -36,7 +36,10 @@ pub struct Checked {
 
 /// Reads, parses and analyses a config file, opening the model it names.
 pub fn check_file(config: &Path, workspace: Option<&Path>) -> Result<Checked, LoadError> {
-    let bytes = std::fs::read(config).map_err(|source| LoadError::Read { path: config.to_path_buf(), source })?;
+    let bytes = std::fs::read(config).map_err(|source| LoadError::Read {
+        path: config.to_path_buf(),
+        source,
+    })?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     Ok(check_text(config, text, workspace))
 }
@@ -44,19 +47,40 @@ pub fn check_file(config: &Path, workspace: Option<&Path>) -> Result<Checked, Lo
 /// Parses and analyses config `text` as if it were the file `config`.
 pub fn check_text(config: &Path, text: String, workspace: Option<&Path>) -> Checked {
     let parse = parse(&text);
-    let dir = config.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    let dir = config.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    });
     let paths = super::analysis::referenced_paths(&parse, dir);
     let opened: Option<Result<ModelFile, ModelError>> = paths.model.as_deref().map(ModelFile::open);
-    let output = paths.output.as_deref().map_or(OutputStatus::Unknown, probe_output);
+    let output = paths
+        .output
+        .as_deref()
+        .map_or(OutputStatus::Unknown, probe_output);
     let model = match &opened {
         None => ModelStatus::NotGiven,
         Some(Ok(file)) => ModelStatus::Loaded(&file.index),
         Some(Err(e)) => ModelStatus::from_error(e),
     };
-    let ctx = Context { config_dir: dir, workspace, model, output: &output };
+    let ctx = Context {
+        config_dir: dir,
+        workspace,
+        model,
+        output: &output,
+        skip_plan: false,
+    };
     let analysis = analyze(&parse, &ctx);
     let model = opened.and_then(Result::ok);
-    Checked { path: config.to_path_buf(), text, parse, analysis, model }
+    Checked {
+        path: config.to_path_buf(),
+        text,
+        parse,
+        analysis,
+        model,
+    }
 }
 
 /// What is at an output path: nothing, a Core ML model, or something else.

@@ -22,7 +22,10 @@ impl LineIndex {
 
     /// 0-based line and 0-based byte column of `offset`.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let line = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
         let start = self.starts.get(line).copied().unwrap_or(0);
         (line, offset.saturating_sub(start))
     }
@@ -31,15 +34,22 @@ impl LineIndex {
     pub fn human(&self, text: &str, offset: usize) -> (usize, usize) {
         let (line, _) = self.line_col(offset);
         let start = self.starts.get(line).copied().unwrap_or(0);
-        let col = text.get(start..offset.min(text.len())).map_or(0, |s| s.chars().count());
+        let col = text
+            .get(start..offset.min(text.len()))
+            .map_or(0, |s| s.chars().count());
         (line + 1, col + 1)
     }
 
     /// The text of 0-based line `line`, without its line break.
     pub fn line_text<'t>(&self, text: &'t str, line: usize) -> &'t str {
         let start = self.starts.get(line).copied().unwrap_or(text.len());
-        let end = self.starts.get(line + 1).map_or(text.len(), |e| e.saturating_sub(1));
-        text.get(start..end.max(start)).unwrap_or("").trim_end_matches('\r')
+        let end = self
+            .starts
+            .get(line + 1)
+            .map_or(text.len(), |e| e.saturating_sub(1));
+        text.get(start..end.max(start))
+            .unwrap_or("")
+            .trim_end_matches('\r')
     }
 }
 
@@ -71,7 +81,12 @@ pub fn compact(text: &str, diagnostics: &[Diagnostic]) -> String {
             let _ = writeln!(out, "    help: {h}");
         }
         for r in &d.related {
-            let _ = writeln!(out, "    related {}: {}", span(text, &index, r.range), r.message);
+            let _ = writeln!(
+                out,
+                "    related {}: {}",
+                span(text, &index, r.range),
+                r.message
+            );
         }
     }
     out
@@ -90,9 +105,17 @@ pub fn rustc_style(file: &str, text: &str, index: &LineIndex, d: &Diagnostic) ->
     let (l0, _) = index.line_col(d.range.start);
     let source = index.line_text(text, l0);
     let _ = writeln!(out, "{line} | {source}");
-    let lead: String = source.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let lead: String = source
+        .chars()
+        .take(col - 1)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
     let (end_line, end_col) = index.human(text, d.range.end);
-    let carets = if end_line == line { (end_col.saturating_sub(col)).max(1) } else { source.chars().count().saturating_sub(col - 1).max(1) };
+    let carets = if end_line == line {
+        (end_col.saturating_sub(col)).max(1)
+    } else {
+        source.chars().count().saturating_sub(col - 1).max(1)
+    };
     let _ = writeln!(out, "{pad} | {lead}{}", "^".repeat(carets));
     if let Some(h) = &d.help {
         let _ = writeln!(out, "{pad} = help: {h}");

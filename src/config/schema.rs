@@ -418,7 +418,11 @@ pub fn keys(section: Section) -> impl Iterator<Item = &'static KeySpec> {
 
 /// The documentation of a mode (`kmeans` resolves to `kmeans_lut`).
 pub fn mode(name: &str) -> Option<&'static ValueDoc> {
-    let name = if name == KMEANS_ALIAS { "kmeans_lut" } else { name };
+    let name = if name == KMEANS_ALIAS {
+        "kmeans_lut"
+    } else {
+        name
+    };
     MODES.iter().find(|m| m.name == name)
 }
 
@@ -429,7 +433,12 @@ pub fn layer_type(name: &str) -> Option<&'static ValueDoc> {
 
 /// Hover text of a key: the one-line summary, type, default and long documentation.
 pub fn hover(spec: &KeySpec) -> String {
-    let mut out = format!("**{}** — {}\n\nType: {}", spec.name, spec.summary, spec.ty.describe());
+    let mut out = format!(
+        "**{}** — {}\n\nType: {}",
+        spec.name,
+        spec.summary,
+        spec.ty.describe()
+    );
     match spec.required {
         Required::Yes => out.push_str(", required"),
         Required::WithCustomLut => out.push_str(", required with `custom_lut`"),
@@ -448,9 +457,18 @@ pub fn hover(spec: &KeySpec) -> String {
 pub fn json_schema() -> String {
     let root = section_schema(Section::Root);
     let mut top = Map::new();
-    top.insert("$schema".into(), json!("http://json-schema.org/draft-07/schema#"));
-    top.insert("$id".into(), json!("https://github.com/coremlq/coremlq/schemas/quant.schema.json"));
-    top.insert("title".into(), json!("coremlq quantization config (*.quant.json)"));
+    top.insert(
+        "$schema".into(),
+        json!("http://json-schema.org/draft-07/schema#"),
+    );
+    top.insert(
+        "$id".into(),
+        json!("https://github.com/coremlq/coremlq/schemas/quant.schema.json"),
+    );
+    top.insert(
+        "title".into(),
+        json!("coremlq quantization config (*.quant.json)"),
+    );
     top.insert(
         "description".into(),
         json!("How to quantize the weights of one Core ML neural-network model, in coremltools' vocabulary."),
@@ -542,7 +560,10 @@ fn key_schema(k: &KeySpec) -> Json {
             m.insert("minimum".into(), json!(0));
         }
         Allowed::LayerNames if k.ty == ValueType::Object => {
-            m.insert("additionalProperties".into(), section_schema(Section::LayerEntry));
+            m.insert(
+                "additionalProperties".into(),
+                section_schema(Section::LayerEntry),
+            );
         }
         Allowed::Any | Allowed::LayerTypes | Allowed::LayerNames => {}
     }
@@ -573,7 +594,9 @@ mod tests {
         for (i, k) in KEYS.iter().enumerate() {
             assert!(!k.summary.is_empty() && !k.doc.is_empty(), "{}", k.name);
             assert!(
-                !KEYS[..i].iter().any(|o| o.section == k.section && o.name == k.name),
+                !KEYS[..i]
+                    .iter()
+                    .any(|o| o.section == k.section && o.name == k.name),
                 "duplicate key {}",
                 k.name
             );
@@ -586,7 +609,8 @@ mod tests {
 
     #[test]
     fn shipped_json_schema_is_generated() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/quant.schema.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/quant.schema.json");
         let generated = json_schema();
         if std::env::var_os("UPDATE_EXPECT").is_some() {
             std::fs::write(&path, &generated).expect("write schema");

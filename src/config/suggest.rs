@@ -20,7 +20,11 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 ///
 /// A candidate qualifies when its distance (ignoring case) is at most a third of the longer
 /// length (at least 1), or when one contains the other ignoring case.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, max: usize) -> Vec<&'a str> {
+pub fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    max: usize,
+) -> Vec<&'a str> {
     let lower = word.to_lowercase();
     let mut scored: Vec<(usize, &'a str)> = Vec::new();
     for c in candidates {
@@ -58,6 +62,9 @@ mod tests {
         assert_eq!(closest("nbit", keys, 3), vec!["nbits"]);
         assert_eq!(closest("mode", keys, 3), vec!["model", "quantization_mode"]);
         assert!(closest("zzzzzz", keys, 3).is_empty());
-        assert_eq!(closest("Conv1", ["conv1", "conv2", "fc"], 3), vec!["conv1", "conv2"]);
+        assert_eq!(
+            closest("Conv1", ["conv1", "conv2", "fc"], 3),
+            vec!["conv1", "conv2"]
+        );
     }
 }

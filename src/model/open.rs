@@ -2,9 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 
 use super::{ModelError, ModelIndex, WeightInfo};
+
+/// Files up to this size are mapped with every page populated up front.
+const POPULATE_LIMIT: u64 = 16 << 20;
 
 /// The bytes of a model file, kept alive together with its index.
 pub struct ModelFile {
@@ -23,8 +26,10 @@ enum Bytes {
 impl ModelFile {
     /// Opens and indexes a `.mlmodel` file or an `.mlpackage` folder.
     ///
-    /// The file is memory-mapped with random-access advice, so indexing faults in only the
-    /// pages holding field headers, never the weight payloads in between.
+    /// A file larger than 16 MiB is memory-mapped with random-access advice, so indexing
+    /// faults in only the pages holding field headers, never the weight payloads in between;
+    /// smaller files are mapped with all pages populated (one system call instead of a page
+    /// fault per header).
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
         let file_path = resolve(path)?;
         let io = |source| ModelError::Io {
@@ -54,12 +59,18 @@ impl ModelFile {
             // SAFETY: the map is read-only; a file truncated underneath us can fault, which
             // is the accepted risk of every memory-mapped reader (the quantizer re-reads and
             // verifies what it wrote).
-            let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-            #[cfg(unix)]
-            {
-                // Advice only: without it the kernel reads ahead around every header.
+            let map = if meta.len() <= POPULATE_LIMIT {
+                // Small files are mostly skeleton: map every page in one go instead of
+                // taking a page fault per header.
+                unsafe { MmapOptions::new().populate().map(&file) }.map_err(io)?
+            } else {
+                let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+                // Large files are mostly payload: no read-ahead around the headers, so a
+                // cold file costs one page read per header instead of megabytes of weights.
+                #[cfg(unix)]
                 let _ = map.advise(memmap2::Advice::Random);
-            }
+                map
+            };
             Bytes::Mapped(map)
         };
         let index = super::index::build(&file_path, bytes.as_slice())?;

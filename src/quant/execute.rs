@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Which coremltools arithmetic to reproduce (float32 by default).
     pub dialect: Dialect,
+    /// Skip the fsync before the rename (faster, not crash-safe; benchmarks only).
+    pub no_sync: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -67,6 +69,7 @@ impl std::fmt::Debug for RunOptions {
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
             .field("dialect", &self.dialect)
+            .field("no_sync", &self.no_sync)
             .finish()
     }
 }
@@ -117,9 +120,14 @@ pub fn quantize(
     let start = Instant::now();
     let rw = estimate::rewrite(&file.index, file.bytes(), plan)?;
     let expected = rw.layout.total;
-    write::write_verified(&file.path, output, expected, &opts.cancel, |out| {
-        produce_into(file, plan, &rw, opts, out)
-    })?;
+    write::write_verified(
+        &file.path,
+        output,
+        expected,
+        &opts.cancel,
+        !opts.no_sync,
+        |out| produce_into(file, plan, &rw, opts, out),
+    )?;
     Ok(report(&file.index, plan, output, expected, start.elapsed()))
 }
 
@@ -193,12 +201,13 @@ fn produce_into(
         }
     }
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
+    let reader = Payloads::new(file);
     let mut done = 0usize;
     let mut last_layer: Option<LayerId> = None;
     let mut failure: Option<QuantError> = None;
-    let mut produce = |job: usize| -> Result<Vec<u8>, EmitError> {
+    let mut produce = |job: usize| -> Result<Vec<Vec<u8>>, EmitError> {
         let mut run =
-            |fused_cache: &mut HashMap<LayerId, FusedValues>| -> Result<Vec<u8>, QuantError> {
+            |fused_cache: &mut HashMap<LayerId, FusedValues>| -> Result<Vec<Vec<u8>>, QuantError> {
                 if opts.cancel.is_cancelled() {
                     return Err(QuantError::Cancelled);
                 }
@@ -222,7 +231,7 @@ fn produce_into(
                         });
                     }
                 }
-                produce_job(file, plan, j, fused_cache, opts.dialect)
+                produce_job(file, &reader, plan, j, fused_cache, opts.dialect)
                     .map_err(|e| attribute(e, path, index, l, j))
             };
         run(&mut fused_cache).map_err(|e| {
@@ -299,11 +308,12 @@ fn kernel_error(e: KernelError) -> QuantError {
 
 fn produce_job(
     file: &ModelFile,
+    reader: &Payloads,
     plan: &Plan,
     job: &Job,
     fused_cache: &mut HashMap<LayerId, FusedValues>,
     dialect: Dialect,
-) -> Result<Vec<u8>, QuantError> {
+) -> Result<Vec<Vec<u8>>, QuantError> {
     let index = &file.index;
     let bytes = file.bytes();
     let path = file.path.as_path();
@@ -339,7 +349,7 @@ fn produce_job(
                 let body = bytes.get(w.body.clone()).ok_or_else(|| missing(&w.field))?;
                 let values = kernels::dequantize_weight_params(body, &w.shape, w.axis)
                     .map_err(kernel_error)?;
-                return Ok(encode_float(&values, true, w.is_updatable));
+                return Ok(vec![encode_float(&values, true, w.is_updatable)]);
             }
             let values = if *fused {
                 let fv = fused_values(w.layer, fused_cache)?;
@@ -347,14 +357,14 @@ fn produce_job(
                     .map(<[f32]>::to_vec)
                     .ok_or_else(|| missing(&w.field))?
             } else {
-                fusion::read_values(path, bytes, w)?
+                reader.values(file, w)?
             };
             match target {
-                None => Ok(encode_float(&values, false, w.is_updatable)),
+                None => Ok(vec![encode_float(&values, false, w.is_updatable)]),
                 Some(t) => {
                     let q = kernels::quantize(&values, &w.shape, w.axis, t, dialect)
                         .map_err(kernel_error)?;
-                    Ok(encode_quantized(&q, w.is_updatable))
+                    Ok(encode_quantized(q, w.is_updatable))
                 }
             }
         }
@@ -363,12 +373,12 @@ fn produce_job(
             let fv = fused_values(fp.layer, fused_cache)?;
             let values = fv.bias.ok_or_else(|| missing("bias"))?;
             match target {
-                None => Ok(encode_float(&values, false, false)),
+                None => Ok(vec![encode_float(&values, false, false)]),
                 Some(t) => {
                     let shape = [values.len() as u64];
                     let q =
                         kernels::quantize(&values, &shape, 0, t, dialect).map_err(kernel_error)?;
-                    Ok(encode_quantized(&q, false))
+                    Ok(encode_quantized(q, false))
                 }
             }
         }
@@ -412,14 +422,20 @@ fn encode_float(values: &[f32], empty_quantization: bool, is_updatable: bool) ->
     out
 }
 
-/// A converted WeightParams body in canonical field order (spec §2.7).
-fn encode_quantized(q: &Quantized, is_updatable: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(q.data.len() + 64);
+/// A converted WeightParams body in canonical field order (spec §2.7), as pieces: the
+/// payload is moved, not copied.
+fn encode_quantized(q: Quantized, is_updatable: bool) -> Vec<Vec<u8>> {
+    let mut head = Vec::with_capacity(16);
+    let mut tail = Vec::new();
     match &q.params {
-        Params::Half => put_bytes(&mut out, 2, &q.data),
+        Params::Half => {
+            put_tag(&mut head, 2, 2);
+            put_varint(&mut head, q.data.len() as u64);
+        }
         params => {
             if !q.data.is_empty() {
-                put_bytes(&mut out, 30, &q.data);
+                put_tag(&mut head, 30, 2);
+                put_varint(&mut head, q.data.len() as u64);
             }
             let mut inner = Vec::new();
             match params {
@@ -439,9 +455,53 @@ fn encode_quantized(q: &Quantized, is_updatable: bool) -> Vec<u8> {
                 102
             };
             put_bytes(&mut quant, member, &inner);
-            put_bytes(&mut out, 40, &quant);
+            put_bytes(&mut tail, 40, &quant);
         }
     }
-    put_updatable(&mut out, is_updatable);
-    out
+    put_updatable(&mut tail, is_updatable);
+    vec![head, q.data, tail]
+}
+
+/// Reads weight payloads with positioned reads from the file when it is on disk, so that
+/// the memory map's pages of converted tensors never become resident (peak memory stays
+/// near the output size); falls back to the in-memory bytes.
+struct Payloads {
+    file: Option<std::fs::File>,
+}
+
+impl Payloads {
+    fn new(model: &ModelFile) -> Payloads {
+        let file = std::fs::File::open(&model.path).ok().filter(|f| {
+            f.metadata()
+                .is_ok_and(|m| m.len() == model.bytes().len() as u64)
+        });
+        Payloads { file }
+    }
+
+    fn values(
+        &self,
+        model: &ModelFile,
+        w: &crate::model::WeightInfo,
+    ) -> Result<Vec<f32>, QuantError> {
+        #[cfg(all(unix, target_endian = "little"))]
+        if let (Some(f), Some(span)) = (
+            &self.file,
+            w.float_values.as_ref().filter(|s| !s.is_empty()),
+        ) {
+            use std::os::unix::fs::FileExt;
+            let n = (span.end - span.start) / 4;
+            let mut v = vec![0f32; n];
+            // SAFETY: the byte view covers exactly the vector's initialised elements, and
+            // every bit pattern is a valid f32; on little-endian targets the file's
+            // little-endian floats are the native representation.
+            let dst = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), n * 4) };
+            f.read_exact_at(dst, span.start as u64)
+                .map_err(|source| QuantError::Io {
+                    path: model.path.clone(),
+                    source,
+                })?;
+            return Ok(v);
+        }
+        fusion::read_values(&model.path, model.bytes(), w)
+    }
 }

@@ -393,8 +393,9 @@ fn measure_body(
     Ok(total)
 }
 
-/// Produces the body bytes of a tensor job.
-pub type Producer<'a> = dyn FnMut(usize) -> Result<Vec<u8>, EmitError> + 'a;
+/// Produces the body bytes of a tensor job, as consecutive pieces (so that large payloads
+/// are written without being copied into one buffer).
+pub type Producer<'a> = dyn FnMut(usize) -> Result<Vec<Vec<u8>>, EmitError> + 'a;
 
 /// Why emission failed.
 #[derive(Debug, thiserror::Error)]
@@ -462,18 +463,21 @@ fn emit_body(
             Piece::Content(Content::Bytes(b)) => out.write_all(b)?,
             Piece::Content(Content::Tensor { job, tag, body_len }) => {
                 let body = produce(*job)?;
-                if body.len() as u64 != *body_len {
+                let got: u64 = body.iter().map(|p| p.len() as u64).sum();
+                if got != *body_len {
                     return Err(EmitError::Length {
                         job: *job,
                         expected: *body_len,
-                        got: body.len() as u64,
+                        got,
                     });
                 }
                 buf.clear();
                 buf.extend_from_slice(tag);
                 put_varint(&mut buf, *body_len);
                 out.write_all(&buf)?;
-                out.write_all(&body)?;
+                for piece in &body {
+                    out.write_all(piece)?;
+                }
             }
             Piece::Nested { tag, value, edits } => {
                 let len = *layout
@@ -560,7 +564,10 @@ mod tests {
         let edits = Edits::new(edits).unwrap();
         let layout = measure(bytes, &edits).unwrap();
         let mut out = Vec::new();
-        emit(bytes, &edits, &layout, &mut out, &mut |_| Ok(vec![9; 200])).unwrap();
+        emit(bytes, &edits, &layout, &mut out, &mut |_| {
+            Ok(vec![vec![9; 150], vec![9; 50]])
+        })
+        .unwrap();
         assert_eq!(out.len() as u64, layout.total);
         out
     }

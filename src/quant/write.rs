@@ -55,13 +55,15 @@ pub fn check_output(input: &Path, output: &Path) -> Result<(), QuantError> {
     Ok(())
 }
 
-/// Writes `output` through a temp file: `fill` writes the bytes, the file is synced, re-read
+/// Writes `output` through a temp file: `fill` writes the bytes, the file is synced (when
+/// `sync`), re-read
 /// and indexed, its size compared with `expected`, and only then renamed into place.
 pub fn write_verified(
     input: &Path,
     output: &Path,
     expected: u64,
     cancel: &CancelToken,
+    sync: bool,
     fill: impl FnOnce(&mut dyn Write) -> Result<(), QuantError>,
 ) -> Result<(), QuantError> {
     check_output(input, output)?;
@@ -82,7 +84,9 @@ pub fn write_verified(
     if cancel.is_cancelled() {
         return Err(QuantError::Cancelled);
     }
-    tmp.as_file().sync_all().map_err(io(tmp.path()))?;
+    if sync {
+        tmp.as_file().sync_all().map_err(io(tmp.path()))?;
+    }
     let written = tmp.as_file().metadata().map_err(io(tmp.path()))?.len();
     if written != expected {
         return Err(QuantError::Verify {
@@ -112,8 +116,10 @@ pub fn write_verified(
         source: e.error,
     })?;
     // Make the rename durable too (best effort: not every platform can sync a folder).
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
+    if sync {
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }

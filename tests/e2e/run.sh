@@ -90,7 +90,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = vscode ]; then
     if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
       npm ci --no-audit --no-fund --loglevel=error
     fi
-    npm run --silent package >"$ART/vsix-package.log" 2>&1 || { cat "$ART/vsix-package.log"; exit 1; }
+    COREMLQ_REQUIRE_SCHEMA=1 npm run --silent package >"$ART/vsix-package.log" 2>&1 || { cat "$ART/vsix-package.log"; exit 1; }
   )
   end "build vsix"
 

@@ -125,6 +125,7 @@ class Runner {
       });
       await this.step("vscode: status bar shows the estimate", () => this.statusBar(estimate));
       await this.step("vscode: quantize writes the estimated size", () => this.quantize(estimate));
+      await this.step("vscode: Restart server command", () => this.restart());
       await this.step("vscode: screenshots", () => this.screenshots());
     }
     this.flush(true);
@@ -240,12 +241,12 @@ class Runner {
     const editor = await this.open("good.quant.json");
     const doc = editor.document;
     const tries: [string, number][] = [
-      ['"output"', 1],
-      ['"MobileNetMini.e2e.mlmodel"', 3],
-      ['"nbits": 8', 1],
+      ['"nbits": 8', 2],
       ['"nbits": 8', 10],
-      ['"model"', 1],
-      ['"MobileNetMini.mlmodel"', 3],
+      ['"quantization_mode"', 2],
+      ['"output"', 2],
+      ['"MobileNetMini.e2e.mlmodel"', 3],
+      ['"model"', 2],
     ];
     const seen: string[] = [];
     for (const [needle, delta] of tries) {
@@ -307,6 +308,19 @@ class Runner {
     });
   }
 
+  private async restart(): Promise<void> {
+    const before = this.api.client();
+    await vscode.commands.executeCommand("coremlq.restartServer");
+    const after = await waitFor(() => {
+      const c = this.api.client();
+      return c && c !== before && c.isRunning() ? c : undefined;
+    }, 20000);
+    this.record("vscode: Restart server command restarts the client", !!after, {
+      running: !!after,
+      newInstance: !!after && after !== before,
+    });
+  }
+
   private async screenshots(): Promise<void> {
     await vscode.commands.executeCommand("workbench.action.closeAllEditors");
     await vscode.commands.executeCommand("workbench.action.closeSidebar").then(undefined, () => undefined);
@@ -314,7 +328,7 @@ class Runner {
 
     // Hover over the output path (falls back to wherever the hover test found it).
     const good = await this.open("good.quant.json");
-    const hp = this.pos(good.document, '"MobileNetMini.e2e.mlmodel"', 5);
+    const hp = this.pos(good.document, '"nbits": 8', 2);
     good.selection = new vscode.Selection(hp, hp);
     await vscode.commands.executeCommand("editor.action.showHover");
     await sleep(1500);

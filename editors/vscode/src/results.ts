@@ -82,20 +82,22 @@ function toInt(s: string): number {
 }
 
 /**
- * Sizes written as `1,279,267 B → 336,546 B` (also `bytes`): the exact byte counts on the
- * two sides of the first arrow that has one. Rounded units (KiB, MB…) are not exact and
- * are not taken.
+ * Sizes written as `1,279,267 B → 336,546 B` or `1,279,267 → 336,546 bytes`: the exact
+ * byte count after the first arrow that is followed by one (a number with the unit `B` or
+ * `bytes`), and the last number before that arrow. Rounded units (KB, MiB…) are not exact
+ * and are not taken.
  */
 export function parseArrowEstimate(text: string): Estimate | undefined {
   const exact = new RegExp(`${NUMBER}\\s*(?:B|bytes)\\b`, "g");
+  const any = new RegExp(NUMBER, "g");
   for (const line of text.split(/\r?\n/)) {
     const arrow = line.indexOf("→");
     if (arrow < 0) {
       continue;
     }
-    const left = [...line.slice(0, arrow).matchAll(exact)].pop();
     const right = [...line.slice(arrow + 1).matchAll(exact)][0];
     if (right) {
+      const left = [...line.slice(0, arrow).matchAll(any)].pop();
       return { input: left ? toInt(left[1]) : undefined, output: toInt(right[1]) };
     }
   }

@@ -12,7 +12,12 @@ use crate::model::{LayerParams, ModelIndex};
 use crate::quant::select::{glob_match, is_glob};
 
 /// Runs the layer checks.
-pub(super) fn check(_f: &Fields<'_>, v: &Values<'_>, index: &ModelIndex, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(
+    _f: &Fields<'_>,
+    v: &Values<'_>,
+    index: &ModelIndex,
+    out: &mut Vec<Diagnostic>,
+) {
     let names: HashSet<&str> = index.layers.iter().map(|l| l.name.as_str()).collect();
     for (pattern, range) in &v.skip_layers {
         name_or_pattern(pattern, *range, &names, index, out);
@@ -22,10 +27,17 @@ pub(super) fn check(_f: &Fields<'_>, v: &Values<'_>, index: &ModelIndex, out: &m
     }
     for (ty, range) in &v.skip_layer_types {
         if !model_has_type(index, ty) {
+            let what = match ty.as_str() {
+                "depthwiseConv" => {
+                    "no depthwise convolution (kernelChannels 1, nGroups > 1)".to_string()
+                }
+                "bias" => "no `bias` layer and no layer with a bias".to_string(),
+                t => format!("no `{t}` layer"),
+            };
             out.push(Diagnostic::new(
                 Code::LayerTypeNotInModel,
                 *range,
-                format!("the model has no `{ty}` layer{}", if ty == "bias" { " and no layer with a bias" } else { "" }),
+                format!("the model has {what}: this entry has no effect"),
             ));
         }
     }
@@ -51,10 +63,18 @@ fn name_or_pattern(
         }
         return;
     }
-    let mut d = Diagnostic::new(Code::UnknownLayer, range, format!("the model has no layer named `{pattern}`"));
+    let mut d = Diagnostic::new(
+        Code::UnknownLayer,
+        range,
+        format!("the model has no layer named `{pattern}`"),
+    );
     let near = closest(pattern, index.layers.iter().map(|l| l.name.as_str()), 3);
     for n in &near {
-        d = d.with_fix(Fix::replace(format!("Replace with \"{n}\""), range, quote(n)));
+        d = d.with_fix(Fix::replace(
+            format!("Replace with \"{n}\""),
+            range,
+            quote(n),
+        ));
     }
     if let Some(first) = near.first() {
         d = d.with_help(format!("did you mean `{first}`?"));

@@ -57,9 +57,12 @@ impl<'a> ModelStatus<'a> {
                 ModelStatus::NotFound
             }
             ModelError::Io { .. } => ModelStatus::Unreadable(io_message(err)),
-            ModelError::Malformed { offset, message, .. } => {
-                ModelStatus::Corrupt { message, offset: *offset }
-            }
+            ModelError::Malformed {
+                offset, message, ..
+            } => ModelStatus::Corrupt {
+                message,
+                offset: *offset,
+            },
             ModelError::NotAModel { message, .. } => ModelStatus::NotAModel(message),
         }
     }
@@ -77,10 +80,12 @@ fn io_message(err: &ModelError) -> &'static str {
     match err {
         ModelError::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::PermissionDenied => "permission denied",
-            std::io::ErrorKind::IsADirectory => "is a folder",
-            _ => "cannot be read",
+            std::io::ErrorKind::IsADirectory => "it is a folder",
+            std::io::ErrorKind::NotADirectory => "a part of the path is a file, not a folder",
+            std::io::ErrorKind::InvalidFilename => "invalid file name",
+            _ => "input/output error",
         },
-        _ => "cannot be read",
+        _ => "input/output error",
     }
 }
 
@@ -110,13 +115,22 @@ pub struct Context<'a> {
     pub model: ModelStatus<'a>,
     /// What is at the output path.
     pub output: &'a OutputStatus,
+    /// Skip the engine's plan (and the checks that need it: fused layers, updatable
+    /// layers, nothing quantized, the engine's refusals) for a fast first pass.
+    pub skip_plan: bool,
 }
 
 static UNKNOWN_OUTPUT: OutputStatus = OutputStatus::Unknown;
 
 impl Default for Context<'_> {
     fn default() -> Self {
-        Context { config_dir: None, workspace: None, model: ModelStatus::NotGiven, output: &UNKNOWN_OUTPUT }
+        Context {
+            config_dir: None,
+            workspace: None,
+            model: ModelStatus::NotGiven,
+            output: &UNKNOWN_OUTPUT,
+            skip_plan: false,
+        }
     }
 }
 
@@ -136,12 +150,16 @@ pub struct Analysis {
 impl Analysis {
     /// Whether any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// The errors.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -153,7 +171,10 @@ pub fn analyze(parse: &Parse, ctx: &Context<'_>) -> Analysis {
         out.push(Diagnostic::new(code, e.range, e.message.clone()));
     }
     let paths = referenced_paths(parse, ctx.config_dir);
-    let mut analysis = Analysis { paths, ..Analysis::default() };
+    let mut analysis = Analysis {
+        paths,
+        ..Analysis::default()
+    };
     let Some(fields) = structure::check(parse, &mut out) else {
         analysis.diagnostics = finish(out);
         return analysis;
@@ -167,7 +188,7 @@ pub fn analyze(parse: &Parse, ctx: &Context<'_>) -> Analysis {
     let errors_so_far = out.iter().any(|d| d.severity == Severity::Error);
     if !errors_so_far {
         if let Some(settings) = resolve::settings(&values) {
-            if let Some(index) = index {
+            if let Some(index) = index.filter(|_| !ctx.skip_plan) {
                 analysis.plan = resolve::plan(&fields, &values, &settings, index, &mut out);
             }
             if !out.iter().any(|d| d.severity == Severity::Error) {
@@ -182,7 +203,9 @@ pub fn analyze(parse: &Parse, ctx: &Context<'_>) -> Analysis {
 }
 
 fn finish(mut out: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    out.sort_by(|a, b| (a.range.start, a.range.end, a.code).cmp(&(b.range.start, b.range.end, b.code)));
+    out.sort_by(|a, b| {
+        (a.range.start, a.range.end, a.code).cmp(&(b.range.start, b.range.end, b.code))
+    });
     out.dedup_by(|a, b| a.code == b.code && a.range == b.range && a.message == b.message);
     out
 }

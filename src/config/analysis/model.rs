@@ -9,7 +9,11 @@ use crate::model::{ModelIndex, Storage};
 use crate::quant::Mode;
 
 /// Model types whose networks `quantize_weights` processes.
-const NN_TYPES: &[&str] = &["neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"];
+const NN_TYPES: &[&str] = &[
+    "neuralNetwork",
+    "neuralNetworkClassifier",
+    "neuralNetworkRegressor",
+];
 const PIPELINE_TYPES: &[&str] = &["pipeline", "pipelineClassifier", "pipelineRegressor"];
 
 /// Runs the model checks; returns the index when the model can be quantized this way.
@@ -26,13 +30,21 @@ pub(super) fn check<'a>(
         ModelStatus::NotGiven => return None,
         ModelStatus::NotFound => {
             out.push(
-                Diagnostic::new(Code::ModelNotFound, range, format!("model file `{shown}` not found"))
-                    .with_help("relative paths start at the folder holding the config"),
+                Diagnostic::new(
+                    Code::ModelNotFound,
+                    range,
+                    format!("model file `{shown}` not found"),
+                )
+                .with_help("relative paths start at the folder holding the config"),
             );
             return None;
         }
         ModelStatus::Unreadable(why) => {
-            out.push(Diagnostic::new(Code::ModelUnreadable, range, format!("`{shown}` cannot be read: {why}")));
+            out.push(Diagnostic::new(
+                Code::ModelUnreadable,
+                range,
+                format!("`{shown}` cannot be read: {why}"),
+            ));
             return None;
         }
         ModelStatus::Corrupt { message, offset } => {
@@ -44,7 +56,12 @@ pub(super) fn check<'a>(
             return None;
         }
         ModelStatus::NotAModel(what) => {
-            out.push(Diagnostic::new(Code::NotAModel, range, format!("`{shown}` is not a Core ML model: {what}")));
+            let message = if what.starts_with("is ") {
+                format!("`{shown}` {what}")
+            } else {
+                format!("`{shown}` is not a Core ML model: {what}")
+            };
+            out.push(Diagnostic::new(Code::NotAModel, range, message));
             return None;
         }
         ModelStatus::Loaded(index) => index,
@@ -52,19 +69,34 @@ pub(super) fn check<'a>(
     let root = index.models.first()?;
     let ty = root.model_type.as_str();
     if ty.is_empty() {
-        out.push(Diagnostic::new(Code::NotAModel, range, format!("`{shown}` is not a Core ML model: it has no model type")));
+        out.push(Diagnostic::new(
+            Code::NotAModel,
+            range,
+            format!("`{shown}` is not a Core ML model: it has no model type"),
+        ));
         return None;
     }
-    let supported = NN_TYPES.contains(&ty) || (PIPELINE_TYPES.contains(&ty) && !index.networks.is_empty());
+    let supported =
+        NN_TYPES.contains(&ty) || (PIPELINE_TYPES.contains(&ty) && !index.networks.is_empty());
     if !supported {
         let (what, help) = describe_type(ty, index);
-        out.push(Diagnostic::new(Code::UnsupportedModelType, range, format!("`{shown}` is {what}")).with_help(help));
+        out.push(
+            Diagnostic::new(
+                Code::UnsupportedModelType,
+                range,
+                format!("`{shown}` is {what}"),
+            )
+            .with_help(help),
+        );
         return None;
     }
     if root.is_updatable {
         updatable_fp16(v, out);
     }
-    let dequantizing = v.mode.as_ref().is_some_and(|m| m.value == Mode::Dequantization);
+    let dequantizing = v
+        .mode
+        .as_ref()
+        .is_some_and(|m| m.value == Mode::Dequantization);
     if !dequantizing {
         already_quantized(index, shown, range, out);
     }
@@ -72,7 +104,8 @@ pub(super) fn check<'a>(
 }
 
 fn describe_type(ty: &str, index: &ModelIndex) -> (String, String) {
-    let other = "only neural networks (neuralNetwork, neuralNetworkClassifier, neuralNetworkRegressor) \
+    let other =
+        "only neural networks (neuralNetwork, neuralNetworkClassifier, neuralNetworkRegressor) \
                  and pipelines holding them have weights that quantize_weights converts";
     match ty {
         "mlProgram" => (
@@ -104,13 +137,24 @@ fn updatable_fp16(v: &Values<'_>, out: &mut Vec<Diagnostic>) {
     }
     for e in v.entries.iter().filter(|e| !e.skip) {
         let mode = e.mode.as_ref().or(v.mode.as_ref()).map(|m| m.value);
-        if let Some(n) = e.nbits.as_ref().filter(|n| n.value == 16 && mode != Some(Mode::Dequantization)) {
-            out.push(Diagnostic::new(Code::UpdatableFp16, n.member.value.range, msg).with_help(help));
+        if let Some(n) = e
+            .nbits
+            .as_ref()
+            .filter(|n| n.value == 16 && mode != Some(Mode::Dequantization))
+        {
+            out.push(
+                Diagnostic::new(Code::UpdatableFp16, n.member.value.range, msg).with_help(help),
+            );
         }
     }
 }
 
-fn already_quantized(index: &ModelIndex, shown: &str, range: crate::config::syntax::TextRange, out: &mut Vec<Diagnostic>) {
+fn already_quantized(
+    index: &ModelIndex,
+    shown: &str,
+    range: crate::config::syntax::TextRange,
+    out: &mut Vec<Diagnostic>,
+) {
     let mut count = 0usize;
     let mut kinds: Vec<String> = Vec::new();
     for w in &index.weights {
@@ -129,7 +173,11 @@ fn already_quantized(index: &ModelIndex, shown: &str, range: crate::config::synt
     if count == 0 {
         return;
     }
-    let total = index.weights.iter().filter(|w| w.storage != Storage::Empty).count();
+    let total = index
+        .weights
+        .iter()
+        .filter(|w| w.storage != Storage::Empty)
+        .count();
     out.push(
         Diagnostic::new(
             Code::AlreadyQuantized,

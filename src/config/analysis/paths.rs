@@ -25,27 +25,51 @@ pub fn referenced_paths(parse: &Parse, config_dir: Option<&Path>) -> ReferencedP
     let Some(root) = parse.root_object() else {
         return ReferencedPaths::default();
     };
-    let text = |k: &str| root.value(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+    let text = |k: &str| {
+        root.value(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    };
     let model = text("model").map(|m| join(config_dir, m));
-    let nbits = root.value("nbits").and_then(|v| v.as_number()).and_then(|n| n.integer);
+    let nbits = root
+        .value("nbits")
+        .and_then(|v| v.as_number())
+        .and_then(|n| n.integer);
     if let Some(out) = text("output") {
-        return ReferencedPaths { model, output: Some(join(config_dir, out)), output_is_default: false };
+        return ReferencedPaths {
+            model,
+            output: Some(join(config_dir, out)),
+            output_is_default: false,
+        };
     }
     let output = match (&model, nbits) {
         (Some(m), Some(b)) if crate::config::schema::NBITS.contains(&b) => {
             let name = default_output_name(m, b);
-            Some(m.parent().map_or_else(|| PathBuf::from(&name), |p| p.join(&name)))
+            Some(
+                m.parent()
+                    .map_or_else(|| PathBuf::from(&name), |p| p.join(&name)),
+            )
         }
         _ => None,
     };
-    ReferencedPaths { model, output, output_is_default: true }
+    ReferencedPaths {
+        model,
+        output,
+        output_is_default: true,
+    }
 }
 
 /// The default output file name: `<model stem>.<tag>.mlmodel`, `<tag>` = `fp16` for nbits 16,
 /// else `<nbits>bit`.
 pub fn default_output_name(model: &Path, nbits: i64) -> String {
-    let stem = model.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
-    let tag = if nbits == 16 { "fp16".to_string() } else { format!("{nbits}bit") };
+    let stem = model
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    let tag = if nbits == 16 {
+        "fp16".to_string()
+    } else {
+        format!("{nbits}bit")
+    };
     format!("{stem}.{tag}.mlmodel")
 }
 
@@ -69,19 +93,36 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 /// The output checks: not the model, inside the workspace, not an unrelated file.
-pub(super) fn check(f: &Fields<'_>, paths: &super::ReferencedPaths, ctx: &Context<'_>, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(
+    f: &Fields<'_>,
+    paths: &super::ReferencedPaths,
+    ctx: &Context<'_>,
+    out: &mut Vec<Diagnostic>,
+) {
     let explicit = f.output.filter(|m| m.value.as_str().is_some());
     // Where output problems are shown: the `output` value, else the model value.
-    let Some(range) = explicit.or(f.model).map(|m| m.value.range) else { return };
-    let (Some(model), Some(output)) = (&paths.model, &paths.output) else { return };
+    let Some(range) = explicit.or(f.model).map(|m| m.value.range) else {
+        return;
+    };
+    let (Some(model), Some(output)) = (&paths.model, &paths.output) else {
+        return;
+    };
     let shown = explicit.and_then(|m| m.value.as_str()).map_or_else(
-        || output.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        || {
+            output
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        },
         str::to_string,
     );
     if model == output {
         out.push(
-            Diagnostic::new(Code::OutputIsModel, range, "`output` is the model itself: the input model is never overwritten")
-                .with_help("choose another file name, or remove `output` to use the default"),
+            Diagnostic::new(
+                Code::OutputIsModel,
+                range,
+                "`output` is the model itself: the input model is never overwritten",
+            )
+            .with_help("choose another file name, or remove `output` to use the default"),
         );
         return;
     }
@@ -95,7 +136,11 @@ pub(super) fn check(f: &Fields<'_>, paths: &super::ReferencedPaths, ctx: &Contex
         }
     }
     if let OutputStatus::NotAModel(what) = ctx.output {
-        let whose = if explicit.is_some() { "`output`" } else { "the default output" };
+        let whose = if explicit.is_some() {
+            "`output`"
+        } else {
+            "the default output"
+        };
         out.push(
             Diagnostic::new(
                 Code::OutputNotAModel,
@@ -120,8 +165,14 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(default_output_name(Path::new("m/MobileNet.mlmodel"), 8), "MobileNet.8bit.mlmodel");
-        assert_eq!(default_output_name(Path::new("MobileNet.mlpackage"), 16), "MobileNet.fp16.mlmodel");
+        assert_eq!(
+            default_output_name(Path::new("m/MobileNet.mlmodel"), 8),
+            "MobileNet.8bit.mlmodel"
+        );
+        assert_eq!(
+            default_output_name(Path::new("MobileNet.mlpackage"), 16),
+            "MobileNet.fp16.mlmodel"
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub(super) fn settings(v: &Values<'_>) -> Option<Settings> {
     let selector = if v.selector {
         Selector::Advanced {
             skip_layer_types: v.skip_layer_types.iter().map(|(n, _)| n.clone()).collect(),
-            minimum_conv_kernel_channels: v.min_kernel_channels.unwrap_or(DEFAULT_MIN_KERNEL_CHANNELS),
+            minimum_conv_kernel_channels: v
+                .min_kernel_channels
+                .unwrap_or(DEFAULT_MIN_KERNEL_CHANNELS),
             minimum_conv_weight_count: v.min_weight_count.unwrap_or(DEFAULT_MIN_WEIGHT_COUNT),
         }
     } else {
@@ -42,7 +44,11 @@ pub(super) fn settings(v: &Values<'_>) -> Option<Settings> {
         })
         .collect();
     Some(Settings {
-        default: Choice { nbits, mode, lut: v.lut.as_ref().map(|l| l.value.clone()) },
+        default: Choice {
+            nbits,
+            mode,
+            lut: v.lut.as_ref().map(|l| l.value.clone()),
+        },
         selector,
         skip_layers: v.skip_layers.iter().map(|(n, _)| n.clone()).collect(),
         overrides,
@@ -58,12 +64,17 @@ pub(super) fn plan(
     index: &ModelIndex,
     out: &mut Vec<Diagnostic>,
 ) -> Option<Plan> {
-    let model_range = f.model.map_or(super::brace(f.root_range), |m| m.value.range);
+    let model_range = f
+        .model
+        .map_or(super::brace(f.root_range), |m| m.value.range);
     let plan = match build(index, settings) {
         Ok(p) => p,
         Err(e) => {
             let range = match e.kind {
-                PlanErrorKind::UpdatableFp16 => v.nbits.as_ref().map_or(model_range, |n| n.member.value.range),
+                PlanErrorKind::UpdatableFp16 => v
+                    .nbits
+                    .as_ref()
+                    .map_or(model_range, |n| n.member.value.range),
                 _ => model_range,
             };
             let message = match &e.place {
@@ -99,11 +110,11 @@ pub(super) fn plan(
 
 /// Entries that name only layers deleted by fusion.
 fn fused_entries(v: &Values<'_>, index: &ModelIndex, plan: &Plan, out: &mut Vec<Diagnostic>) {
-    let entries = v
-        .skip_layers
-        .iter()
-        .map(|(p, r)| (p.as_str(), *r))
-        .chain(v.entries.iter().map(|e| (e.member.key.name.as_str(), e.member.key.range)));
+    let entries = v.skip_layers.iter().map(|(p, r)| (p.as_str(), *r)).chain(
+        v.entries
+            .iter()
+            .map(|e| (e.member.key.name.as_str(), e.member.key.range)),
+    );
     for (pattern, range) in entries {
         let matched: Vec<LayerId> = matching(index, pattern);
         let mut into = Vec::new();
@@ -178,12 +189,20 @@ fn updatable_layers(
 ) {
     for (i, layer) in index.layers.iter().enumerate() {
         let updatable = layer.is_updatable || index.layer_weights(i).any(|w| w.is_updatable);
-        if !updatable || !matches!(plan.layers.get(i).map(|p| &p.decision), Some(LayerDecision::Quantize(_))) {
+        if !updatable
+            || !matches!(
+                plan.layers.get(i).map(|p| &p.decision),
+                Some(LayerDecision::Quantize(_))
+            )
+        {
             continue;
         }
         let entry = deciding_entry(settings, &layer.name).and_then(|e| v.entries.get(e));
         let range: TextRange = match entry {
-            Some(e) => e.nbits.as_ref().map_or(e.member.key.range, |n| n.member.value.range),
+            Some(e) => e
+                .nbits
+                .as_ref()
+                .map_or(e.member.key.range, |n| n.member.value.range),
             None => v
                 .nbits
                 .as_ref()

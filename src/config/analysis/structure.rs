@@ -49,12 +49,18 @@ pub(super) fn check<'p>(parse: &'p Parse, out: &mut Vec<Diagnostic>) -> Option<F
             out.push(Diagnostic::new(
                 Code::NotAnObject,
                 parse.root.range,
-                format!("a config is a JSON object, found {}", parse.root.type_name()),
+                format!(
+                    "a config is a JSON object, found {}",
+                    parse.root.type_name()
+                ),
             ));
             return None;
         }
     };
-    let mut f = Fields { root_range: parse.root.range, ..Fields::default() };
+    let mut f = Fields {
+        root_range: parse.root.range,
+        ..Fields::default()
+    };
     let typed = check_object(root, Section::Root, out);
     let get = |name: &str| typed.iter().find(|m| m.key.name == name).copied();
     f.model = get("model");
@@ -92,7 +98,10 @@ pub(super) fn check<'p>(parse: &'p Parse, out: &mut Vec<Diagnostic>) -> Option<F
             }
             let Some(obj) = entry.value.as_object() else {
                 if !entry.value.is_broken() {
-                    out.push(wrong_type(&entry.value, "an object (`{\"nbits\": …}` or `{\"skip\": true}`)"));
+                    out.push(wrong_type(
+                        &entry.value,
+                        "an object (`{\"nbits\": …}` or `{\"skip\": true}`)",
+                    ));
                 }
                 continue;
             };
@@ -111,7 +120,11 @@ pub(super) fn check<'p>(parse: &'p Parse, out: &mut Vec<Diagnostic>) -> Option<F
 }
 
 /// Checks the keys and value types of one object; returns the well-typed first occurrences.
-fn check_object<'p>(obj: &'p Object, section: Section, out: &mut Vec<Diagnostic>) -> Vec<&'p Member> {
+fn check_object<'p>(
+    obj: &'p Object,
+    section: Section,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<&'p Member> {
     let mut typed = Vec::new();
     for m in &obj.members {
         if m.key.form == KeyForm::Missing || is_repeat(obj, m) {
@@ -126,23 +139,28 @@ fn check_object<'p>(obj: &'p Object, section: Section, out: &mut Vec<Diagnostic>
         }
         if type_ok(&m.value, spec.ty) {
             if let (ValueType::StringArray, Some(arr)) = (spec.ty, m.value.as_array()) {
-                for e in arr.elements.iter().filter(|e| !e.is_broken() && e.as_str().is_none()) {
+                for e in arr
+                    .elements
+                    .iter()
+                    .filter(|e| !e.is_broken() && e.as_str().is_none())
+                {
                     out.push(wrong_type(e, "a string"));
                 }
             }
             typed.push(m);
         } else {
-            out.push(wrong_type(&m.value, spec.ty.describe()).with_help(format!(
-                "`{}`: {}",
-                spec.name, spec.summary
-            )));
+            out.push(
+                wrong_type(&m.value, spec.ty.describe())
+                    .with_help(format!("`{}`: {}", spec.name, spec.summary)),
+            );
         }
     }
     typed
 }
 
 fn is_repeat(obj: &Object, m: &Member) -> bool {
-    obj.get(&m.key.name).is_some_and(|first| !std::ptr::eq(first, m))
+    obj.get(&m.key.name)
+        .is_some_and(|first| !std::ptr::eq(first, m))
 }
 
 fn type_ok(v: &Value, ty: ValueType) -> bool {
@@ -165,7 +183,11 @@ pub(super) fn wrong_type(v: &Value, expected: &str) -> Diagnostic {
     // `"8"` where an integer is expected: offer the number.
     if expected == "an integer" {
         if let Some(n) = v.as_str().and_then(|s| s.trim().parse::<i64>().ok()) {
-            d = d.with_fix(Fix::replace(format!("Replace with {n}"), v.range, n.to_string()));
+            d = d.with_fix(Fix::replace(
+                format!("Replace with {n}"),
+                v.range,
+                n.to_string(),
+            ));
         }
     }
     d
@@ -180,7 +202,11 @@ fn unknown_key(m: &Member, section: Section) -> Diagnostic {
     );
     let near = closest(&m.key.name, names.iter().copied(), 3);
     for n in &near {
-        d = d.with_fix(Fix::replace(format!("Replace with \"{n}\""), m.key.range, quote(n)));
+        d = d.with_fix(Fix::replace(
+            format!("Replace with \"{n}\""),
+            m.key.range,
+            quote(n),
+        ));
     }
     if near.is_empty() {
         d.with_help(format!("valid keys: {}", names.join(", ")))

@@ -29,9 +29,30 @@ fn index() -> ModelIndex {
         is_deconvolution: false,
         has_bias: true,
     };
-    add_layer(&mut ix, "conv1", "convolution", conv, &[("weights", 64 * 32 * 9), ("bias", 64)], &["in"], &["c1"]);
-    let bn = LayerParams::Batchnorm { channels: 64, compute_mean_var: false, instance_normalization: false, epsilon: 1e-5 };
-    add_layer(&mut ix, "bn1", "batchnorm", bn, &[("gamma", 64), ("beta", 64), ("mean", 64), ("variance", 64)], &["c1"], &["b1"]);
+    add_layer(
+        &mut ix,
+        "conv1",
+        "convolution",
+        conv,
+        &[("weights", 64 * 32 * 9), ("bias", 64)],
+        &["in"],
+        &["c1"],
+    );
+    let bn = LayerParams::Batchnorm {
+        channels: 64,
+        compute_mean_var: false,
+        instance_normalization: false,
+        epsilon: 1e-5,
+    };
+    add_layer(
+        &mut ix,
+        "bn1",
+        "batchnorm",
+        bn,
+        &[("gamma", 64), ("beta", 64), ("mean", 64), ("variance", 64)],
+        &["c1"],
+        &["b1"],
+    );
     let dw = LayerParams::Convolution {
         output_channels: 64,
         kernel_channels: 1,
@@ -40,10 +61,39 @@ fn index() -> ModelIndex {
         is_deconvolution: false,
         has_bias: false,
     };
-    add_layer(&mut ix, "dw_conv", "convolution", dw, &[("weights", 64 * 9)], &["b1"], &["d1"]);
-    let ip = LayerParams::InnerProduct { input_channels: 576, output_channels: 10, has_bias: true, int8_dynamic_quantize: false };
-    add_layer(&mut ix, "dense_1", "innerProduct", ip, &[("weights", 5760), ("bias", 10)], &["d1"], &["out"]);
-    add_layer(&mut ix, "relu", "activation", LayerParams::Other, &[], &["out"], &["act"]);
+    add_layer(
+        &mut ix,
+        "dw_conv",
+        "convolution",
+        dw,
+        &[("weights", 64 * 9)],
+        &["b1"],
+        &["d1"],
+    );
+    let ip = LayerParams::InnerProduct {
+        input_channels: 576,
+        output_channels: 10,
+        has_bias: true,
+        int8_dynamic_quantize: false,
+    };
+    add_layer(
+        &mut ix,
+        "dense_1",
+        "innerProduct",
+        ip,
+        &[("weights", 5760), ("bias", 10)],
+        &["d1"],
+        &["out"],
+    );
+    add_layer(
+        &mut ix,
+        "relu",
+        "activation",
+        LayerParams::Other,
+        &[],
+        &["out"],
+        &["act"],
+    );
     ix
 }
 
@@ -88,11 +138,13 @@ fn run(text: &str, status: ModelStatus<'_>, output: &OutputStatus) -> String {
         workspace: Some(std::path::Path::new("/ws")),
         model: status,
         output,
+        skip_plan: false,
     };
     let a = analyze(&p, &ctx);
     let mut s = compact(text, &a.diagnostics);
     if let Some(settings) = &a.settings {
-        let _ = std::fmt::Write::write_fmt(&mut s, format_args!("settings: {:?}\n", settings.default));
+        let _ =
+            std::fmt::Write::write_fmt(&mut s, format_args!("settings: {:?}\n", settings.default));
     }
     s
 }
@@ -145,44 +197,62 @@ fn keys_and_types() {
 
 #[test]
 fn required_keys_and_not_an_object() {
-    check("{}", expect![[r#"
+    check(
+        "{}",
+        expect![[r#"
         error Q0105 1:1-1:2 missing required key `model`
             help: add `"model": …`: The .mlmodel file to quantize
         error Q0105 1:1-1:2 missing required key `nbits`
             help: add `"nbits": …`: Bits per weight: 16 (float16) or 1 to 8
-    "#]]);
-    check("[1]", expect![[r#"
+    "#]],
+    );
+    check(
+        "[1]",
+        expect![[r#"
         error Q0101 1:1-1:4 a config is a JSON object, found an array
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn nbits_and_modes() {
-    check(r#"{"model": "m.mlmodel", "nbits": 9, "quantization_mode": "kmeans"}"#, expect![[r#"
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 9, "quantization_mode": "kmeans"}"#,
+        expect![[r#"
         error Q0301 1:33-1:34 nbits must be 16 (float16) or 1 to 8, found 9
             fix: Use 8 -> "8"
             fix: Use 7 -> "7"
             help: Only half precision (16-bit), 1 to 8-bit quantization is supported
         warning Q0303 1:57-1:65 `kmeans` is coremltools' deprecated alias of `kmeans_lut`
             fix: Replace with "kmeans_lut" -> "\"kmeans_lut\""
-    "#]]);
-    check(r#"{"model": "m.mlmodel", "nbits": 8.5, "quantization_mode": "linera"}"#, expect![[r#"
+    "#]],
+    );
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 8.5, "quantization_mode": "linera"}"#,
+        expect![[r#"
         error Q0301 1:33-1:36 nbits must be an integer (16, or 1 to 8), found 8.5
             fix: Use 8 -> "8"
             fix: Use 7 -> "7"
             help: Only half precision (16-bit), 1 to 8-bit quantization is supported
         error Q0302 1:59-1:67 Invalid quantization mode "linera": quantization_mode must be one of linear, linear_symmetric, linear_lut, kmeans_lut, custom_lut, dequantization
             fix: Replace with "linear" -> "\"linear\""
-    "#]]);
-    check(r#"{"model": "m.mlmodel", "nbits": 4, "quantization_mode": "linear_symmetric"}"#, expect![[r#"
+    "#]],
+    );
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 4, "quantization_mode": "linear_symmetric"}"#,
+        expect![[r#"
         error Q0304 1:57-1:75 Symmetric quantization is only applicable for 8 bit linear: `linear_symmetric` needs nbits 8, not 4
             fix: Set nbits to 8 -> "8"
             fix: Use "linear" -> "\"linear\""
-    "#]]);
-    check(r#"{"model": "m.mlmodel", "nbits": 16, "quantization_mode": "linear_lut"}"#, expect![[r#"
+    "#]],
+    );
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 16, "quantization_mode": "linear_lut"}"#,
+        expect![[r#"
         hint Q0305 1:58-1:70 nbits 16 converts weights to float16: quantization_mode `linear_lut` is ignored
         settings: Choice { nbits: 16, mode: LinearLut, lut: None }
-    "#]]);
+    "#]],
+    );
     check(
         r#"{"model": "m.mlmodel", "nbits": 8, "quantization_mode": "linear_symmetric", "layers": {"dense_1": {"nbits": 4}}}"#,
         expect![[r#"
@@ -194,22 +264,34 @@ fn nbits_and_modes() {
 
 #[test]
 fn luts() {
-    check(r#"{"model": "m.mlmodel", "nbits": 2, "quantization_mode": "custom_lut"}"#, expect![[r#"
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 2, "quantization_mode": "custom_lut"}"#,
+        expect![[r#"
         error Q0401 1:57-1:69 `custom_lut` needs a `lut` of 2^2 = 4 numbers
             help: add `"lut": [ … 4 numbers … ]`
-    "#]]);
-    check(r#"{"model": "m.mlmodel", "nbits": 1, "quantization_mode": "custom_lut", "lut": [0, 1, 2]}"#, expect![[r#"
+    "#]],
+    );
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 1, "quantization_mode": "custom_lut", "lut": [0, 1, 2]}"#,
+        expect![[r#"
         error Q0403 1:78-1:87 `lut` has 3 entries; with nbits 1 it needs exactly 2^1 = 2
-    "#]]);
-    check(r#"{"model": "m.mlmodel", "nbits": 1, "quantization_mode": "custom_lut", "lut": [1e39, "a"]}"#, expect![[r#"
+    "#]],
+    );
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 1, "quantization_mode": "custom_lut", "lut": [1e39, "a"]}"#,
+        expect![[r#"
         error Q0404 1:79-1:83 lut entries must be finite float32 numbers; 1e39 is not
         error Q0104 1:85-1:88 expected a number, found a string
-    "#]]);
-    check(r#"{"model": "m.mlmodel", "nbits": 1, "lut": [0, 1]}"#, expect![[r#"
+    "#]],
+    );
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 1, "lut": [0, 1]}"#,
+        expect![[r#"
         warning Q0402 1:36-1:41 `lut` is only used with `custom_lut`; quantization_mode is `linear`
             help: remove `lut`, or set "quantization_mode": "custom_lut"
         settings: Choice { nbits: 1, mode: Linear, lut: Some([0.0, 1.0]) }
-    "#]]);
+    "#]],
+    );
     check(
         r#"{"model": "m.mlmodel", "nbits": 1, "quantization_mode": "custom_lut", "lut": [-1, 1], "layers": {"dense_1": {"nbits": 2}}}"#,
         expect![[r#"
@@ -229,7 +311,7 @@ fn selector_values() {
                 help: Supported quantization layers: convolution, innerProduct, embedding, embeddingND, batchnorm, scale, bias, loadConstant, loadConstantND, simpleRecurrent, gru, uniDirectionalLSTM, biDirectionalLSTM, batchedMatmul, depthwiseConv, loop, branch
             error Q0501 1:85-1:97 `activation` layers carry no weights that quantize_weights converts: the selector cannot skip them
                 help: Supported quantization layers: convolution, innerProduct, embedding, embeddingND, batchnorm, scale, bias, loadConstant, loadConstantND, simpleRecurrent, gru, uniDirectionalLSTM, biDirectionalLSTM, batchedMatmul, depthwiseConv, loop, branch
-            warning Q0502 1:99-1:110 the model has no `embedding` layer
+            warning Q0502 1:99-1:110 the model has no `embedding` layer: this entry has no effect
             error Q0505 2:45-2:47 `minimum_conv_kernel_channels` must be an integer ≥ 0; -1 is negative
             error Q0505 2:78-2:81 `minimum_conv_weight_count` must be an integer ≥ 0; 1.5 is not an integer
         "#]],
@@ -281,7 +363,14 @@ fn model_statuses() {
         run(text, ModelStatus::NotGiven, &absent),
         run(text, ModelStatus::NotFound, &absent),
         run(text, ModelStatus::Unreadable("permission denied"), &absent),
-        run(text, ModelStatus::Corrupt { message: "truncated varint", offset: 1234 }, &absent),
+        run(
+            text,
+            ModelStatus::Corrupt {
+                message: "truncated varint",
+                offset: 1234,
+            },
+            &absent,
+        ),
         run(text, ModelStatus::NotAModel("is a folder"), &absent),
     ];
     expect![[r#"
@@ -294,8 +383,9 @@ fn model_statuses() {
         --
         error Q0203 1:11-1:22 `m.mlmodel` is truncated or corrupt: byte 1234: truncated varint
         --
-        error Q0204 1:11-1:22 `m.mlmodel` is not a Core ML model: is a folder
-    "#]].assert_eq(&out.join("--\n"));
+        error Q0204 1:11-1:22 `m.mlmodel` is a folder
+    "#]]
+    .assert_eq(&out.join("--\n"));
 }
 
 #[test]
@@ -329,7 +419,11 @@ fn updatable_and_already_quantized() {
     ix.layers[3].is_updatable = true;
     ix.weights[0].storage = Storage::Linear { nbits: 8 };
     let out = [
-        run(r#"{"model": "m.mlmodel", "nbits": 16}"#, ModelStatus::Loaded(&ix), &OutputStatus::Absent),
+        run(
+            r#"{"model": "m.mlmodel", "nbits": 16}"#,
+            ModelStatus::Loaded(&ix),
+            &OutputStatus::Absent,
+        ),
         run(
             r#"{"model": "m.mlmodel", "nbits": 8, "layers": {"dense_*": {"nbits": 4}}}"#,
             ModelStatus::Loaded(&ix),
@@ -354,10 +448,26 @@ fn outputs() {
     let ix = index();
     let st = || ModelStatus::Loaded(&ix);
     let out = [
-        run(r#"{"model": "m.mlmodel", "output": "./m.mlmodel", "nbits": 8}"#, st(), &OutputStatus::Absent),
-        run(r#"{"model": "m.mlmodel", "output": "../../elsewhere/q.mlmodel", "nbits": 8}"#, st(), &OutputStatus::Absent),
-        run(r#"{"model": "m.mlmodel", "output": "notes.txt", "nbits": 8}"#, st(), &OutputStatus::NotAModel("a text file".into())),
-        run(r#"{"model": "m.mlmodel", "nbits": 8}"#, st(), &OutputStatus::NotAModel("a folder".into())),
+        run(
+            r#"{"model": "m.mlmodel", "output": "./m.mlmodel", "nbits": 8}"#,
+            st(),
+            &OutputStatus::Absent,
+        ),
+        run(
+            r#"{"model": "m.mlmodel", "output": "../../elsewhere/q.mlmodel", "nbits": 8}"#,
+            st(),
+            &OutputStatus::Absent,
+        ),
+        run(
+            r#"{"model": "m.mlmodel", "output": "notes.txt", "nbits": 8}"#,
+            st(),
+            &OutputStatus::NotAModel("a text file".into()),
+        ),
+        run(
+            r#"{"model": "m.mlmodel", "nbits": 8}"#,
+            st(),
+            &OutputStatus::NotAModel("a folder".into()),
+        ),
     ];
     expect![[r#"
         error Q0601 1:34-1:47 `output` is the model itself: the input model is never overwritten
@@ -376,7 +486,9 @@ fn outputs() {
 
 #[test]
 fn syntax_errors_do_not_stop_the_analysis() {
-    check(r#"{"model": "m.mlmodel", "nbits": 3, "quantization_mode": "lin", "selector": {"skip_"#, expect![[r#"
+    check(
+        r#"{"model": "m.mlmodel", "nbits": 3, "quantization_mode": "lin", "selector": {"skip_"#,
+        expect![[r#"
         error Q0302 1:57-1:62 Invalid quantization mode "lin": quantization_mode must be one of linear, linear_symmetric, linear_lut, kmeans_lut, custom_lut, dequantization
             fix: Replace with "linear" -> "\"linear\""
             fix: Replace with "linear_lut" -> "\"linear_lut\""
@@ -389,17 +501,27 @@ fn syntax_errors_do_not_stop_the_analysis() {
         error Q0004 1:83-1:83 expected `:` after the key
         error Q0006 1:83-1:83 object is not closed: missing `}`
         error Q0008 1:83-1:83 string is not closed: missing `"`
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn resolved_paths_and_settings() {
     let ix = index();
-    let p = parse(r#"{"model": "../models/m.mlmodel", "nbits": 16, "layers": {"dense_1": {"skip": true}}}"#);
-    let ctx = Context { config_dir: Some(std::path::Path::new("/ws/cfg")), model: ModelStatus::Loaded(&ix), ..Context::default() };
+    let p = parse(
+        r#"{"model": "../models/m.mlmodel", "nbits": 16, "layers": {"dense_1": {"skip": true}}}"#,
+    );
+    let ctx = Context {
+        config_dir: Some(std::path::Path::new("/ws/cfg")),
+        model: ModelStatus::Loaded(&ix),
+        ..Context::default()
+    };
     let a = analyze(&p, &ctx);
     assert!(!a.has_errors(), "{:?}", a.diagnostics);
-    assert_eq!(a.paths.output.as_deref(), Some(std::path::Path::new("/ws/models/m.fp16.mlmodel")));
+    assert_eq!(
+        a.paths.output.as_deref(),
+        Some(std::path::Path::new("/ws/models/m.fp16.mlmodel"))
+    );
     let s = a.settings.expect("settings");
     assert_eq!(s.overrides.len(), 1);
     assert!(s.overrides[0].skip);

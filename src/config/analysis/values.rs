@@ -35,6 +35,8 @@ pub(super) struct Values<'p> {
     /// `skip_layers` entries and their ranges.
     pub skip_layers: Vec<(String, TextRange)>,
     pub fuse_layers: Option<bool>,
+    /// Whether a top-level `lut` is written (even an invalid one).
+    pub lut_given: bool,
     pub entries: Vec<EntryValues<'p>>,
 }
 
@@ -57,6 +59,7 @@ pub(super) fn check<'p>(f: &Fields<'p>, out: &mut Vec<Diagnostic>) -> Values<'p>
         lut: f.lut.and_then(|m| lut(m, out)),
         selector: f.selector.is_some_and(|m| m.value.as_object().is_some()),
         fuse_layers: f.fuse_layers.and_then(|m| m.value.as_bool()),
+        lut_given: f.lut.is_some(),
         ..Values::default()
     };
     let top = Choice {
@@ -65,7 +68,11 @@ pub(super) fn check<'p>(f: &Fields<'p>, out: &mut Vec<Diagnostic>) -> Values<'p>
         lut: v.lut.as_ref(),
         lut_given: f.lut.is_some(),
     };
-    let all_local = Local { nbits: true, mode: true, lut: true };
+    let all_local = Local {
+        nbits: true,
+        mode: true,
+        lut: true,
+    };
     combination(&top, all_local, f.root_range, out);
 
     if let Some(arr) = f.skip_layer_types.and_then(|m| m.value.as_array()) {
@@ -105,17 +112,24 @@ fn entry<'p>(e: &EntryFields<'p>, top: &Values<'p>, out: &mut Vec<Diagnostic>) -
             out.push(Diagnostic::new(
                 Code::SkipIgnoresSettings,
                 m.key.range,
-                format!("`{}` has no effect: this entry has `\"skip\": true`", m.key.name),
+                format!(
+                    "`{}` has no effect: this entry has `\"skip\": true`",
+                    m.key.name
+                ),
             ));
         }
         return ev;
     }
-    let local = Local { nbits: ev.nbits.is_some(), mode: ev.mode.is_some(), lut: ev.lut.is_some() };
+    let local = Local {
+        nbits: ev.nbits.is_some(),
+        mode: ev.mode.is_some(),
+        lut: ev.lut.is_some(),
+    };
     let choice = Choice {
         nbits: ev.nbits.as_ref().or(top.nbits.as_ref()),
         mode: ev.mode.as_ref().or(top.mode.as_ref()),
         lut: ev.lut.as_ref().or(top.lut.as_ref()),
-        lut_given: e.lut.is_some() || top.lut.is_some(),
+        lut_given: e.lut.is_some() || top.lut_given,
     };
     if local.nbits || local.mode || local.lut {
         combination(&choice, local, e.member.key.range, out);
@@ -129,23 +143,45 @@ fn nbits<'p>(m: &'p Member, out: &mut Vec<Diagnostic>) -> Option<Given<'p, u8>> 
         return u8::try_from(i).ok().map(|value| Given { value, member: m });
     }
     let (message, target) = if n.integral {
-        (format!("nbits must be 16 (float16) or 1 to 8, found {}", text_of(&m.value, n.value)), n.value)
+        (
+            format!(
+                "nbits must be 16 (float16) or 1 to 8, found {}",
+                text_of(&m.value, n.value)
+            ),
+            n.value,
+        )
     } else {
-        (format!("nbits must be an integer (16, or 1 to 8), found {}", n.value), n.value)
+        (
+            format!(
+                "nbits must be an integer (16, or 1 to 8), found {}",
+                n.value
+            ),
+            n.value,
+        )
     };
     let mut near: Vec<i64> = NBITS.to_vec();
-    near.sort_by(|a, b| (*a as f64 - target).abs().total_cmp(&(*b as f64 - target).abs()));
+    near.sort_by(|a, b| {
+        (*a as f64 - target)
+            .abs()
+            .total_cmp(&(*b as f64 - target).abs())
+    });
     let mut d = Diagnostic::new(Code::InvalidNbits, m.value.range, message)
         .with_help("Only half precision (16-bit), 1 to 8-bit quantization is supported");
     for c in near.into_iter().take(2) {
-        d = d.with_fix(Fix::replace(format!("Use {c}"), m.value.range, c.to_string()));
+        d = d.with_fix(Fix::replace(
+            format!("Use {c}"),
+            m.value.range,
+            c.to_string(),
+        ));
     }
     out.push(d);
     None
 }
 
 fn text_of(v: &Value, n: f64) -> String {
-    v.as_number().and_then(|x| x.integer).map_or_else(|| format!("{n}"), |i| i.to_string())
+    v.as_number()
+        .and_then(|x| x.integer)
+        .map_or_else(|| format!("{n}"), |i| i.to_string())
 }
 
 fn mode<'p>(m: &'p Member, out: &mut Vec<Diagnostic>) -> Option<Given<'p, Mode>> {
@@ -157,7 +193,11 @@ fn mode<'p>(m: &'p Member, out: &mut Vec<Diagnostic>) -> Option<Given<'p, Mode>>
                 m.value.range,
                 "`kmeans` is coremltools' deprecated alias of `kmeans_lut`",
             )
-            .with_fix(Fix::replace("Replace with \"kmeans_lut\"", m.value.range, "\"kmeans_lut\"")),
+            .with_fix(Fix::replace(
+                "Replace with \"kmeans_lut\"",
+                m.value.range,
+                "\"kmeans_lut\"",
+            )),
         );
     }
     if let Some(value) = Mode::parse(s) {
@@ -167,10 +207,18 @@ fn mode<'p>(m: &'p Member, out: &mut Vec<Diagnostic>) -> Option<Given<'p, Mode>>
     let mut d = Diagnostic::new(
         Code::UnknownMode,
         m.value.range,
-        format!("Invalid quantization mode {}: quantization_mode must be one of {}", quote(s), names.join(", ")),
+        format!(
+            "Invalid quantization mode {}: quantization_mode must be one of {}",
+            quote(s),
+            names.join(", ")
+        ),
     );
     for n in closest(s, names.iter().copied(), 3) {
-        d = d.with_fix(Fix::replace(format!("Replace with \"{n}\""), m.value.range, quote(n)));
+        d = d.with_fix(Fix::replace(
+            format!("Replace with \"{n}\""),
+            m.value.range,
+            quote(n),
+        ));
     }
     out.push(d);
     None
@@ -195,13 +243,19 @@ fn lut<'p>(m: &'p Member, out: &mut Vec<Diagnostic>) -> Option<Given<'p, Arc<[f3
             out.push(Diagnostic::new(
                 Code::LutNotFinite,
                 e.range,
-                format!("lut entries must be finite float32 numbers; {} is not", short(n.value)),
+                format!(
+                    "lut entries must be finite float32 numbers; {} is not",
+                    short(n.value)
+                ),
             ));
             ok = false;
         }
         values.push(f);
     }
-    ok.then(|| Given { value: values.into(), member: m })
+    ok.then(|| Given {
+        value: values.into(),
+        member: m,
+    })
 }
 
 /// A number as messages show it (`1e39`, not 40 digits).
@@ -218,11 +272,18 @@ fn minimum(m: &Member, out: &mut Vec<Diagnostic>) -> Option<u64> {
     if n.integral && n.value >= 0.0 {
         return Some(n.value as u64);
     }
-    let what = if n.integral { "negative" } else { "not an integer" };
+    let what = if n.integral {
+        "negative"
+    } else {
+        "not an integer"
+    };
     out.push(Diagnostic::new(
         Code::InvalidMinimum,
         m.value.range,
-        format!("`{}` must be an integer ≥ 0; {} is {what}", m.key.name, n.value),
+        format!(
+            "`{}` must be an integer ≥ 0; {} is {what}",
+            m.key.name, n.value
+        ),
     ));
     None
 }
@@ -233,16 +294,24 @@ fn layer_type(name: &str, e: &Value, out: &mut Vec<Diagnostic>) -> bool {
         return true;
     }
     let names: Vec<&str> = schema::LAYER_TYPES.iter().map(|t| t.name).collect();
-    let is_core_ml_type = crate::model::names::LAYER_TYPES.iter().any(|(_, n)| *n == name);
+    let is_core_ml_type = crate::model::names::LAYER_TYPES
+        .iter()
+        .any(|(_, n)| *n == name);
     let message = if is_core_ml_type {
         format!("`{name}` layers carry no weights that quantize_weights converts: the selector cannot skip them")
     } else {
         format!("`{name}` is not a layer type")
     };
-    let mut d = Diagnostic::new(Code::UnknownLayerType, e.range, message)
-        .with_help(format!("Supported quantization layers: {}", names.join(", ")));
+    let mut d = Diagnostic::new(Code::UnknownLayerType, e.range, message).with_help(format!(
+        "Supported quantization layers: {}",
+        names.join(", ")
+    ));
     for n in closest(name, names.iter().copied(), 3) {
-        d = d.with_fix(Fix::replace(format!("Replace with \"{n}\""), e.range, quote(n)));
+        d = d.with_fix(Fix::replace(
+            format!("Replace with \"{n}\""),
+            e.range,
+            quote(n),
+        ));
     }
     out.push(d);
     false
@@ -270,7 +339,10 @@ struct Local {
 fn combination(c: &Choice<'_, '_>, local: Local, anchor: TextRange, out: &mut Vec<Diagnostic>) {
     let mode = c.mode.map_or(Mode::Linear, |m| m.value);
     let mode_range = c.mode.filter(|_| local.mode).map(|m| m.member.value.range);
-    let nbits_range = c.nbits.filter(|_| local.nbits).map(|n| n.member.value.range);
+    let nbits_range = c
+        .nbits
+        .filter(|_| local.nbits)
+        .map(|n| n.member.value.range);
     let lut_range = c.lut.filter(|_| local.lut).map(|l| l.member.value.range);
     if let Some(l) = c.lut.filter(|_| local.lut) {
         if mode != Mode::CustomLut {
@@ -278,7 +350,10 @@ fn combination(c: &Choice<'_, '_>, local: Local, anchor: TextRange, out: &mut Ve
                 Diagnostic::new(
                     Code::LutUnused,
                     l.member.key.range,
-                    format!("`lut` is only used with `custom_lut`; quantization_mode is `{}`", mode.name()),
+                    format!(
+                        "`lut` is only used with `custom_lut`; quantization_mode is `{}`",
+                        mode.name()
+                    ),
                 )
                 .with_help("remove `lut`, or set \"quantization_mode\": \"custom_lut\""),
             );
@@ -304,11 +379,17 @@ fn combination(c: &Choice<'_, '_>, local: Local, anchor: TextRange, out: &mut Ve
         return;
     }
     if b == 16 {
-        if let (Some(r), false) = (mode_range, matches!(mode, Mode::Dequantization | Mode::LinearSymmetric)) {
+        if let (Some(r), false) = (
+            mode_range,
+            matches!(mode, Mode::Dequantization | Mode::LinearSymmetric),
+        ) {
             out.push(Diagnostic::new(
                 Code::ModeIgnored,
                 r,
-                format!("nbits 16 converts weights to float16: quantization_mode `{}` is ignored", mode.name()),
+                format!(
+                    "nbits 16 converts weights to float16: quantization_mode `{}` is ignored",
+                    mode.name()
+                ),
             ));
         }
         return;
@@ -320,7 +401,10 @@ fn combination(c: &Choice<'_, '_>, local: Local, anchor: TextRange, out: &mut Ve
     match c.lut {
         None if c.lut_given => {}
         None => {
-            if let Some(range) = mode_range.or(nbits_range).or(Some(anchor).filter(|_| local.lut)) {
+            if let Some(range) = mode_range
+                .or(nbits_range)
+                .or(Some(anchor).filter(|_| local.lut))
+            {
                 out.push(
                     Diagnostic::new(
                         Code::LutMissing,
@@ -336,7 +420,10 @@ fn combination(c: &Choice<'_, '_>, local: Local, anchor: TextRange, out: &mut Ve
                 out.push(Diagnostic::new(
                     Code::LutLength,
                     range,
-                    format!("`lut` has {} entries; with nbits {b} it needs exactly 2^{b} = {want}", l.value.len()),
+                    format!(
+                        "`lut` has {} entries; with nbits {b} it needs exactly 2^{b} = {want}",
+                        l.value.len()
+                    ),
                 ));
             }
         }

@@ -53,7 +53,10 @@ pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
     while i < bytes.len() {
         let b = bytes[i];
         let start = i;
-        let single = |kind| Token { kind, range: TextRange::new(start, start + 1) };
+        let single = |kind| Token {
+            kind,
+            range: TextRange::new(start, start + 1),
+        };
         match b {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -133,7 +136,10 @@ pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
                         "string is not closed: missing `\"`",
                     ));
                 }
-                tokens.push(Token { kind: TokenKind::String { terminated }, range });
+                tokens.push(Token {
+                    kind: TokenKind::String { terminated },
+                    range,
+                });
             }
             b'-' | b'0'..=b'9' => {
                 i += 1;
@@ -148,7 +154,10 @@ pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
                         break;
                     }
                 }
-                tokens.push(Token { kind: TokenKind::Number, range: TextRange::new(start, i) });
+                tokens.push(Token {
+                    kind: TokenKind::Number,
+                    range: TextRange::new(start, i),
+                });
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
                 while i < bytes.len()
@@ -156,7 +165,10 @@ pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
                 {
                     i += 1;
                 }
-                tokens.push(Token { kind: TokenKind::Word, range: TextRange::new(start, i) });
+                tokens.push(Token {
+                    kind: TokenKind::Word,
+                    range: TextRange::new(start, i),
+                });
             }
             _ => {
                 i += char_len(text, i);
@@ -164,19 +176,30 @@ pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
                 errors.push(SyntaxError::new(
                     SyntaxErrorKind::UnexpectedCharacter,
                     range,
-                    format!("unexpected character `{}`", text.get(start..i).unwrap_or("?")),
+                    format!(
+                        "unexpected character `{}`",
+                        text.get(start..i).unwrap_or("?")
+                    ),
                 ));
-                tokens.push(Token { kind: TokenKind::Unknown, range });
+                tokens.push(Token {
+                    kind: TokenKind::Unknown,
+                    range,
+                });
             }
         }
     }
-    tokens.push(Token { kind: TokenKind::Eof, range: TextRange::empty(bytes.len()) });
+    tokens.push(Token {
+        kind: TokenKind::Eof,
+        range: TextRange::empty(bytes.len()),
+    });
     tokens
 }
 
 /// Length in bytes of the character starting at byte `i` (1 if `i` is not a boundary).
 fn char_len(text: &str, i: usize) -> usize {
-    text.get(i..).and_then(|s| s.chars().next()).map_or(1, char::len_utf8)
+    text.get(i..)
+        .and_then(|s| s.chars().next())
+        .map_or(1, char::len_utf8)
 }
 
 #[cfg(test)]
@@ -185,7 +208,10 @@ mod tests {
 
     fn kinds(text: &str) -> Vec<TokenKind> {
         let mut errors = Vec::new();
-        tokenize(text, &mut errors).into_iter().map(|t| t.kind).collect()
+        tokenize(text, &mut errors)
+            .into_iter()
+            .map(|t| t.kind)
+            .collect()
     }
 
     #[test]
@@ -193,7 +219,15 @@ mod tests {
         use TokenKind::*;
         assert_eq!(
             kinds("{ // c\n /* x */ \"a\": 1e-3, }"),
-            vec![LBrace, String { terminated: true }, Colon, Number, Comma, RBrace, Eof]
+            vec![
+                LBrace,
+                String { terminated: true },
+                Colon,
+                Number,
+                Comma,
+                RBrace,
+                Eof
+            ]
         );
     }
 

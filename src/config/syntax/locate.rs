@@ -69,7 +69,9 @@ impl Parse {
         }
         let mut path = Vec::new();
         let kind = match &self.root.kind {
-            ValueKind::Missing => PositionKind::AfterColon { replace: TextRange::empty(offset) },
+            ValueKind::Missing => PositionKind::AfterColon {
+                replace: TextRange::empty(offset),
+            },
             _ if !inside(&self.root, offset) => PositionKind::Outside,
             _ => locate_in(&self.root, text, offset, &mut path),
         };
@@ -82,8 +84,12 @@ impl Parse {
 fn inside(v: &Value, offset: usize) -> bool {
     let r = v.range;
     match &v.kind {
-        ValueKind::Object(o) => r.start < offset && (offset < r.end || (!o.closed && offset == r.end)),
-        ValueKind::Array(a) => r.start < offset && (offset < r.end || (!a.closed && offset == r.end)),
+        ValueKind::Object(o) => {
+            r.start < offset && (offset < r.end || (!o.closed && offset == r.end))
+        }
+        ValueKind::Array(a) => {
+            r.start < offset && (offset < r.end || (!a.closed && offset == r.end))
+        }
         ValueKind::String(s) => {
             r.start < offset && (offset < r.end || (!s.terminated && offset == r.end))
         }
@@ -109,7 +115,11 @@ fn locate_in(v: &Value, text: &str, offset: usize, path: &mut Vec<PathSegment>) 
                         _ => k.range.start + 1,
                     };
                     let prefix = decode_prefix(text, inner_start, offset, k.form != KeyForm::Bare);
-                    return PositionKind::Key { name: k.name.clone(), prefix, range: k.range };
+                    return PositionKind::Key {
+                        name: k.name.clone(),
+                        prefix,
+                        range: k.range,
+                    };
                 }
                 let Some(colon) = m.colon else { continue };
                 if offset < colon.end {
@@ -120,9 +130,15 @@ fn locate_in(v: &Value, text: &str, offset: usize, path: &mut Vec<PathSegment>) 
                     return locate_in(&m.value, text, offset, path);
                 }
                 let missing = matches!(m.value.kind, ValueKind::Missing);
-                if (missing || offset <= m.value.range.start) && only_trivia(text, colon.end, offset) {
+                if (missing || offset <= m.value.range.start)
+                    && only_trivia(text, colon.end, offset)
+                {
                     path.push(PathSegment::Key(k.name.clone()));
-                    let replace = if missing { TextRange::empty(offset) } else { m.value.range };
+                    let replace = if missing {
+                        TextRange::empty(offset)
+                    } else {
+                        m.value.range
+                    };
                     return PositionKind::AfterColon { replace };
                 }
             }
@@ -135,7 +151,11 @@ fn locate_in(v: &Value, text: &str, offset: usize, path: &mut Vec<PathSegment>) 
                     return locate_in(e, text, offset, path);
                 }
             }
-            let index = a.elements.iter().filter(|e| e.range.end <= offset && !is_hole(e)).count();
+            let index = a
+                .elements
+                .iter()
+                .filter(|e| e.range.end <= offset && !is_hole(e))
+                .count();
             path.push(PathSegment::Index(index));
             PositionKind::ArrayElement { index }
         }
@@ -159,7 +179,8 @@ fn is_hole(v: &Value) -> bool {
 }
 
 fn only_trivia(text: &str, start: usize, end: usize) -> bool {
-    text.get(start..end).is_some_and(|s| s.chars().all(char::is_whitespace))
+    text.get(start..end)
+        .is_some_and(|s| s.chars().all(char::is_whitespace))
 }
 
 fn decode_prefix(text: &str, start: usize, end: usize, quoted: bool) -> String {
@@ -170,4 +191,3 @@ fn decode_prefix(text: &str, start: usize, end: usize, quoted: bool) -> String {
         text.get(range.to_range()).unwrap_or("").to_string()
     }
 }
-

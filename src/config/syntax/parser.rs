@@ -14,9 +14,19 @@ const MAX_DEPTH: usize = 64;
 pub fn parse(text: &str) -> Parse {
     let mut errors = Vec::new();
     let tokens = tokenize(text, &mut errors);
-    let mut p = Parser { text, tokens, pos: 0, errors, closers: Vec::new() };
+    let mut p = Parser {
+        text,
+        tokens,
+        pos: 0,
+        errors,
+        closers: Vec::new(),
+    };
     let root = if p.peek().kind == TokenKind::Eof {
-        p.error(K::MissingValue, TextRange::empty(text.len()), "empty document: expected `{`");
+        p.error(
+            K::MissingValue,
+            TextRange::empty(text.len()),
+            "empty document: expected `{`",
+        );
         Value::missing(text.len())
     } else {
         p.value(0)
@@ -31,7 +41,11 @@ pub fn parse(text: &str) -> Parse {
     }
     let mut errors = p.errors;
     errors.sort_by_key(|e| (e.range.start, e.range.end));
-    Parse { root, errors, len: text.len() }
+    Parse {
+        root,
+        errors,
+        len: text.len(),
+    }
 }
 
 struct Parser<'t> {
@@ -49,7 +63,10 @@ impl Parser<'_> {
     }
 
     fn peek_at(&self, n: usize) -> Token {
-        let eof = Token { kind: TokenKind::Eof, range: TextRange::empty(self.text.len()) };
+        let eof = Token {
+            kind: TokenKind::Eof,
+            range: TextRange::empty(self.text.len()),
+        };
         self.tokens.get(self.pos + n).copied().unwrap_or(eof)
     }
 
@@ -104,7 +121,10 @@ impl Parser<'_> {
             TokenKind::String { .. } => {
                 self.bump();
                 let lit = self.string(t);
-                Value { range: t.range, kind: ValueKind::String(lit) }
+                Value {
+                    range: t.range,
+                    kind: ValueKind::String(lit),
+                }
             }
             TokenKind::Number => {
                 self.bump();
@@ -116,7 +136,10 @@ impl Parser<'_> {
                         ValueKind::Error
                     }
                 };
-                Value { range: t.range, kind }
+                Value {
+                    range: t.range,
+                    kind,
+                }
             }
             TokenKind::Word => {
                 self.bump();
@@ -125,19 +148,24 @@ impl Parser<'_> {
                     "false" => ValueKind::Bool(false),
                     "null" => ValueKind::Null,
                     word => {
-                        let msg = format!(
-                            "`{word}` is not a JSON value: strings need double quotes"
-                        );
+                        let msg =
+                            format!("`{word}` is not a JSON value: strings need double quotes");
                         self.error(K::InvalidLiteral, t.range, msg);
                         ValueKind::Error
                     }
                 };
-                Value { range: t.range, kind }
+                Value {
+                    range: t.range,
+                    kind,
+                }
             }
             TokenKind::Unknown => {
                 // The lexer already reported the character.
                 self.bump();
-                Value { range: t.range, kind: ValueKind::Error }
+                Value {
+                    range: t.range,
+                    kind: ValueKind::Error,
+                }
             }
             _ => {
                 let at = self.prev_end();
@@ -166,8 +194,15 @@ impl Parser<'_> {
             }
         }
         let range = TextRange::new(start, self.prev_end());
-        self.error(K::TooDeep, range, format!("nested more than {MAX_DEPTH} levels deep"));
-        Value { range, kind: ValueKind::Error }
+        self.error(
+            K::TooDeep,
+            range,
+            format!("nested more than {MAX_DEPTH} levels deep"),
+        );
+        Value {
+            range,
+            kind: ValueKind::Error,
+        }
     }
 
     fn object(&mut self, depth: usize) -> Value {
@@ -182,16 +217,24 @@ impl Parser<'_> {
                     obj.closed = true;
                     break;
                 }
-                TokenKind::Eof | TokenKind::RBracket if t.kind == TokenKind::Eof
-                    || self.closes_outer(TokenKind::RBracket) =>
+                TokenKind::Eof | TokenKind::RBracket
+                    if t.kind == TokenKind::Eof || self.closes_outer(TokenKind::RBracket) =>
                 {
                     let at = self.prev_end();
-                    self.error(K::MissingBrace, TextRange::empty(at), "object is not closed: missing `}`");
+                    self.error(
+                        K::MissingBrace,
+                        TextRange::empty(at),
+                        "object is not closed: missing `}`",
+                    );
                     break;
                 }
                 TokenKind::Comma => {
                     self.bump();
-                    self.error(K::UnexpectedToken, t.range, "unexpected `,`: expected a key");
+                    self.error(
+                        K::UnexpectedToken,
+                        t.range,
+                        "unexpected `,`: expected a key",
+                    );
                     continue;
                 }
                 TokenKind::String { .. } | TokenKind::Word | TokenKind::Colon => {
@@ -218,7 +261,11 @@ impl Parser<'_> {
                 TokenKind::RBrace | TokenKind::RBracket | TokenKind::Eof => {}
                 TokenKind::String { .. } | TokenKind::Word => {
                     let at = self.prev_end();
-                    self.error(K::MissingComma, TextRange::empty(at), "expected `,` between members");
+                    self.error(
+                        K::MissingComma,
+                        TextRange::empty(at),
+                        "expected `,` between members",
+                    );
                 }
                 _ => {
                     let at = self.prev_end();
@@ -228,7 +275,10 @@ impl Parser<'_> {
         }
         self.closers.pop();
         let end = self.prev_end().max(open.range.end);
-        Value { range: TextRange::new(open.range.start, end), kind: ValueKind::Object(obj) }
+        Value {
+            range: TextRange::new(open.range.start, end),
+            kind: ValueKind::Object(obj),
+        }
     }
 
     fn member(&mut self, depth: usize) -> Member {
@@ -237,45 +287,73 @@ impl Parser<'_> {
             TokenKind::String { terminated } => {
                 self.bump();
                 let lit = self.string(t);
-                let form = if terminated { KeyForm::Quoted } else { KeyForm::Unterminated };
-                Key { range: t.range, name: lit.value, form }
+                let form = if terminated {
+                    KeyForm::Quoted
+                } else {
+                    KeyForm::Unterminated
+                };
+                Key {
+                    range: t.range,
+                    name: lit.value,
+                    form,
+                }
             }
             TokenKind::Word => {
                 self.bump();
                 let name = self.slice(t.range).to_string();
                 let msg = format!("key `{name}` must be in double quotes");
                 self.error(K::UnquotedKey, t.range, msg);
-                Key { range: t.range, name, form: KeyForm::Bare }
+                Key {
+                    range: t.range,
+                    name,
+                    form: KeyForm::Bare,
+                }
             }
             _ => {
                 let at = t.range.start;
-                self.error(K::MissingKey, TextRange::empty(at), "expected a key before `:`");
-                Key { range: TextRange::empty(at), name: String::new(), form: KeyForm::Missing }
+                self.error(
+                    K::MissingKey,
+                    TextRange::empty(at),
+                    "expected a key before `:`",
+                );
+                Key {
+                    range: TextRange::empty(at),
+                    name: String::new(),
+                    form: KeyForm::Missing,
+                }
             }
         };
         let colon = if self.peek().kind == TokenKind::Colon {
             Some(self.bump().range)
         } else {
             let at = key.range.end;
-            self.error(K::MissingColon, TextRange::empty(at), "expected `:` after the key");
+            self.error(
+                K::MissingColon,
+                TextRange::empty(at),
+                "expected `:` after the key",
+            );
             None
         };
         let next = self.peek();
         // A string followed by `:` is the next member's key, not this member's value.
-        let next_is_key =
-            matches!(next.kind, TokenKind::String { .. }) && self.peek_at(1).kind == TokenKind::Colon;
-        let value = if (Self::starts_value(next.kind) && !next_is_key)
-            || next.kind == TokenKind::Unknown
-        {
-            self.value(depth + 1)
-        } else {
-            let at = self.prev_end();
-            let msg = format!("expected a value for `{}`", key.name);
-            self.error(K::MissingValue, TextRange::empty(at), msg);
-            Value::missing(at)
-        };
+        let next_is_key = matches!(next.kind, TokenKind::String { .. })
+            && self.peek_at(1).kind == TokenKind::Colon;
+        let value =
+            if (Self::starts_value(next.kind) && !next_is_key) || next.kind == TokenKind::Unknown {
+                self.value(depth + 1)
+            } else {
+                let at = self.prev_end();
+                let msg = format!("expected a value for `{}`", key.name);
+                self.error(K::MissingValue, TextRange::empty(at), msg);
+                Value::missing(at)
+            };
         let end = value.range.end.max(colon.map_or(key.range.end, |c| c.end));
-        Member { range: TextRange::new(key.range.start, end), key, colon, value }
+        Member {
+            range: TextRange::new(key.range.start, end),
+            key,
+            colon,
+            value,
+        }
     }
 
     fn array(&mut self, depth: usize) -> Value {
@@ -290,11 +368,15 @@ impl Parser<'_> {
                     arr.closed = true;
                     break;
                 }
-                TokenKind::Eof | TokenKind::RBrace if t.kind == TokenKind::Eof
-                    || self.closes_outer(TokenKind::RBrace) =>
+                TokenKind::Eof | TokenKind::RBrace
+                    if t.kind == TokenKind::Eof || self.closes_outer(TokenKind::RBrace) =>
                 {
                     let at = self.prev_end();
-                    self.error(K::MissingBracket, TextRange::empty(at), "array is not closed: missing `]`");
+                    self.error(
+                        K::MissingBracket,
+                        TextRange::empty(at),
+                        "array is not closed: missing `]`",
+                    );
                     break;
                 }
                 TokenKind::Comma => {
@@ -324,7 +406,11 @@ impl Parser<'_> {
                 TokenKind::RBracket | TokenKind::RBrace | TokenKind::Eof => {}
                 k if Self::starts_value(k) => {
                     let at = self.prev_end();
-                    self.error(K::MissingComma, TextRange::empty(at), "expected `,` between elements");
+                    self.error(
+                        K::MissingComma,
+                        TextRange::empty(at),
+                        "expected `,` between elements",
+                    );
                 }
                 _ => {
                     let at = self.prev_end();
@@ -334,19 +420,30 @@ impl Parser<'_> {
         }
         self.closers.pop();
         let end = self.prev_end().max(open.range.end);
-        Value { range: TextRange::new(open.range.start, end), kind: ValueKind::Array(arr) }
+        Value {
+            range: TextRange::new(open.range.start, end),
+            kind: ValueKind::Array(arr),
+        }
     }
 
     /// Decodes a string token, reporting bad escapes and control characters.
     fn string(&mut self, t: Token) -> StringLit {
         let terminated = matches!(t.kind, TokenKind::String { terminated: true });
-        let inner_end = if terminated { t.range.end - 1 } else { t.range.end };
+        let inner_end = if terminated {
+            t.range.end - 1
+        } else {
+            t.range.end
+        };
         let inner = TextRange::new(t.range.start + 1, inner_end);
         let (value, errors) = decode_string(self.text, inner);
         for (range, msg) in errors {
             self.error(K::InvalidString, range, msg);
         }
-        StringLit { value, inner, terminated }
+        StringLit {
+            value,
+            inner,
+            terminated,
+        }
     }
 }
 
@@ -370,7 +467,10 @@ pub fn decode_string(text: &str, inner: TextRange) -> (String, Vec<(TextRange, S
             continue;
         }
         let Some((_, e)) = chars.next() else {
-            errors.push((TextRange::new(at, at + 1), "incomplete escape sequence".to_string()));
+            errors.push((
+                TextRange::new(at, at + 1),
+                "incomplete escape sequence".to_string(),
+            ));
             out.push('\\');
             break;
         };
@@ -398,10 +498,10 @@ pub fn decode_string(text: &str, inner: TextRange) -> (String, Vec<(TextRange, S
                     }
                     let mut code = hi;
                     let mut len = 6;
-                    if (0xD800..0xDC00).contains(&hi)
-                        && raw.get(i + 6..i + 8) == Some("\\u")
-                    {
-                        if let Some(lo) = hex4(raw, i + 8).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                    if (0xD800..0xDC00).contains(&hi) && raw.get(i + 6..i + 8) == Some("\\u") {
+                        if let Some(lo) =
+                            hex4(raw, i + 8).filter(|lo| (0xDC00..0xE000).contains(lo))
+                        {
                             for _ in 0..6 {
                                 chars.next();
                             }
@@ -494,6 +594,14 @@ pub fn parse_number(s: &str) -> Option<NumberLit> {
         return None;
     }
     let value: f64 = s.parse().ok()?;
-    let integer = if integral { s.parse::<i64>().ok() } else { None };
-    Some(NumberLit { value, integer, integral })
+    let integer = if integral {
+        s.parse::<i64>().ok()
+    } else {
+        None
+    };
+    Some(NumberLit {
+        value,
+        integer,
+        integral,
+    })
 }

@@ -99,31 +99,43 @@ fn missing_pieces() {
 
 #[test]
 fn stray_closers_and_trailing_text() {
-    check("{\"a\": [1}, ] } 5", expect![[r#"
+    check(
+        "{\"a\": [1}, ] } 5",
+        expect![[r#"
         object 0..9
           member 1..8 key "a" Quoted 1..4
             array 6..8 (unclosed)
               number 7..8 1 int=Some(1)
         error MissingBracket 8..8: array is not closed: missing `]`
         error UnexpectedToken 9..16: unexpected text after the end of the document
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn empty_and_garbage() {
-    check("", expect![[r#"
+    check(
+        "",
+        expect![[r#"
         missing 0..0
         error MissingValue 0..0: empty document: expected `{`
-    "#]]);
-    check("  // only a comment\n /* open", expect![[r#"
+    "#]],
+    );
+    check(
+        "  // only a comment\n /* open",
+        expect![[r#"
         missing 28..28
         error UnterminatedComment 21..23: block comment is not closed: missing `*/`
         error MissingValue 28..28: empty document: expected `{`
-    "#]]);
-    check("@", expect![[r#"
+    "#]],
+    );
+    check(
+        "@",
+        expect![[r#"
         error 0..1 "@"
         error UnexpectedCharacter 0..1: unexpected character `@`
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -162,7 +174,10 @@ fn duplicates_are_kept() {
     let d = root.duplicates();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].1.key.range, TextRange::new(17, 20));
-    assert_eq!(root.value("a").and_then(Value::as_number).map(|n| n.value), Some(1.0));
+    assert_eq!(
+        root.value("a").and_then(Value::as_number).map(|n| n.value),
+        Some(1.0)
+    );
 }
 
 fn loc(text_with_cursor: &str) -> String {
@@ -196,7 +211,10 @@ fn locate_positions() {
         r#"{nbi$0}"#,
         r#"{"a": "\u00e9$0"}"#,
     ];
-    let out: Vec<String> = cases.iter().map(|c| format!("{c}\n    {}", loc(c))).collect();
+    let out: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{c}\n    {}", loc(c)))
+        .collect();
     expect![[r#"
         {"nbits": 8, "selector": {"skip_$0
             ["selector"] Key { name: "skip_", prefix: "skip_", range: TextRange { start: 26, end: 32 } }
@@ -256,8 +274,14 @@ impl Rng {
 fn assert_sane(text: &str) {
     let p = parse(text);
     let check_range = |r: TextRange| {
-        assert!(r.start <= r.end && r.end <= text.len(), "range {r} out of text {text:?}");
-        assert!(text.is_char_boundary(r.start) && text.is_char_boundary(r.end), "{r} in {text:?}");
+        assert!(
+            r.start <= r.end && r.end <= text.len(),
+            "range {r} out of text {text:?}"
+        );
+        assert!(
+            text.is_char_boundary(r.start) && text.is_char_boundary(r.end),
+            "{r} in {text:?}"
+        );
     };
     fn walk(v: &Value, f: &dyn Fn(TextRange)) {
         f(v.range);
@@ -299,8 +323,34 @@ const SEEDS: &[&str] = &[
 ];
 
 const ALPHABET: &[&str] = &[
-    "{", "}", "[", "]", ":", ",", "\"", "\\", "/", "*", "//", "/*", "*/", "\n", " ", "1", "-",
-    "e", ".", "true", "nul", "é", "\u{1F600}", "\\u", "d83d", "x", "\0", "0",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    ",",
+    "\"",
+    "\\",
+    "/",
+    "*",
+    "//",
+    "/*",
+    "*/",
+    "\n",
+    " ",
+    "1",
+    "-",
+    "e",
+    ".",
+    "true",
+    "nul",
+    "é",
+    "\u{1F600}",
+    "\\u",
+    "d83d",
+    "x",
+    "\0",
+    "0",
 ];
 
 #[test]
@@ -345,10 +395,16 @@ fn random_bytes_never_panic() {
     let mut rng = Rng(42);
     for _ in 0..2000 {
         let len = rng.below(64);
-        let bytes: Vec<u8> = (0..len).map(|_| {
-            let pick = rng.below(4);
-            if pick == 0 { rng.below(256) as u8 } else { b"{}[]:,\"\\/* \n1e-.tfn"[rng.below(19)] }
-        }).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                let pick = rng.below(4);
+                if pick == 0 {
+                    rng.below(256) as u8
+                } else {
+                    b"{}[]:,\"\\/* \n1e-.tfn"[rng.below(19)]
+                }
+            })
+            .collect();
         let text = String::from_utf8_lossy(&bytes);
         assert_sane(&text);
     }

@@ -15,12 +15,18 @@ pub struct TextRange {
 impl TextRange {
     /// The range `start..end`.
     pub fn new(start: usize, end: usize) -> TextRange {
-        TextRange { start, end: end.max(start) }
+        TextRange {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// An empty range at `offset` (where something is missing).
     pub fn empty(offset: usize) -> TextRange {
-        TextRange { start: offset, end: offset }
+        TextRange {
+            start: offset,
+            end: offset,
+        }
     }
 
     /// Length in bytes.
@@ -104,7 +110,11 @@ pub struct SyntaxError {
 impl SyntaxError {
     /// A new error.
     pub fn new(kind: SyntaxErrorKind, range: TextRange, message: impl Into<String>) -> SyntaxError {
-        SyntaxError { kind, range, message: message.into() }
+        SyntaxError {
+            kind,
+            range,
+            message: message.into(),
+        }
     }
 }
 
@@ -247,7 +257,10 @@ impl std::fmt::Display for PathSegment {
 impl Value {
     /// A `Missing` value at `offset`.
     pub fn missing(offset: usize) -> Value {
-        Value { range: TextRange::empty(offset), kind: ValueKind::Missing }
+        Value {
+            range: TextRange::empty(offset),
+            kind: ValueKind::Missing,
+        }
     }
 
     /// The object, if this is one.
@@ -327,7 +340,9 @@ impl Value {
 impl Object {
     /// The first member named `key`.
     pub fn get(&self, key: &str) -> Option<&Member> {
-        self.members.iter().find(|m| m.key.form != KeyForm::Missing && m.key.name == key)
+        self.members
+            .iter()
+            .find(|m| m.key.form != KeyForm::Missing && m.key.name == key)
     }
 
     /// The value of the first member named `key`.
@@ -342,9 +357,11 @@ impl Object {
             if m.key.form == KeyForm::Missing {
                 continue;
             }
-            let earlier = self.members.iter().take(i).find(|e| {
-                e.key.form != KeyForm::Missing && e.key.name == m.key.name
-            });
+            let earlier = self
+                .members
+                .iter()
+                .take(i)
+                .find(|e| e.key.form != KeyForm::Missing && e.key.name == m.key.name);
             if let Some(first) = earlier {
                 out.push((first, m));
             }
@@ -380,7 +397,11 @@ fn dump(value: &Value, text: &str, depth: usize, out: &mut String) {
     let r = value.range;
     match &value.kind {
         ValueKind::Object(o) => {
-            let _ = writeln!(out, "{pad}object {r}{}", if o.closed { "" } else { " (unclosed)" });
+            let _ = writeln!(
+                out,
+                "{pad}object {r}{}",
+                if o.closed { "" } else { " (unclosed)" }
+            );
             for m in &o.members {
                 let colon = if m.colon.is_some() { "" } else { " (no colon)" };
                 let _ = writeln!(
@@ -392,7 +413,11 @@ fn dump(value: &Value, text: &str, depth: usize, out: &mut String) {
             }
         }
         ValueKind::Array(a) => {
-            let _ = writeln!(out, "{pad}array {r}{}", if a.closed { "" } else { " (unclosed)" });
+            let _ = writeln!(
+                out,
+                "{pad}array {r}{}",
+                if a.closed { "" } else { " (unclosed)" }
+            );
             for e in &a.elements {
                 dump(e, text, depth + 1, out);
             }
@@ -411,7 +436,11 @@ fn dump(value: &Value, text: &str, depth: usize, out: &mut String) {
             let _ = writeln!(out, "{pad}null {r}");
         }
         ValueKind::Error => {
-            let _ = writeln!(out, "{pad}error {r} {:?}", text.get(r.to_range()).unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "{pad}error {r} {:?}",
+                text.get(r.to_range()).unwrap_or("")
+            );
         }
         ValueKind::Missing => {
             let _ = writeln!(out, "{pad}missing {r}");

@@ -12,6 +12,11 @@ pub(crate) struct Nearest {
     index: Vec<u8>,
     /// `mids[j]` = midpoint of sorted values j and j + 1 (in f64).
     mids: Vec<f64>,
+    /// A uniform grid over `[mids[0], mids[last]]` giving a starting guess for the search.
+    grid_lo: f64,
+    grid_inv: f64,
+    /// Number of midpoints below each grid cell's lower edge (as computed; only a guess).
+    grid: Vec<u16>,
 }
 
 impl Nearest {
@@ -50,8 +55,31 @@ impl Nearest {
                     (a + b) / 2.0
                 }
             })
+            .collect::<Vec<f64>>();
+        let cells = (mids.len() * 16).clamp(1, 4096);
+        let (lo, hi) = (
+            mids.first().copied().unwrap_or(0.0),
+            mids.last().copied().unwrap_or(0.0),
+        );
+        let width = (hi - lo) / cells as f64;
+        let grid_inv = if width > 0.0 && width.is_finite() {
+            1.0 / width
+        } else {
+            0.0
+        };
+        let grid = (0..cells)
+            .map(|c| {
+                let edge = lo + c as f64 * width;
+                mids.partition_point(|&m| m < edge) as u16
+            })
             .collect();
-        Nearest { index, mids }
+        Nearest {
+            index,
+            mids,
+            grid_lo: lo,
+            grid_inv,
+            grid,
+        }
     }
 
     /// The index of the entry nearest to `w` (a tie goes to the lower table index).
@@ -62,22 +90,15 @@ impl Nearest {
         }
         let x = w as f64;
         let mids = &self.mids[..];
-        // Branchless lower bound: p = number of midpoints below x = sorted position.
-        let mut base = 0usize;
-        let mut n = mids.len();
-        if n == 0 {
-            return self.index.first().copied().unwrap_or(0);
+        // Start from the grid's guess, then walk to the exact count of midpoints below x.
+        let cell = (((x - self.grid_lo) * self.grid_inv) as usize).min(self.grid.len() - 1);
+        let mut p = self.grid.get(cell).copied().unwrap_or(0) as usize;
+        while p < mids.len() && mids[p] < x {
+            p += 1;
         }
-        while n > 1 {
-            let half = n / 2;
-            base = if mids[base + half - 1] < x {
-                base + half
-            } else {
-                base
-            };
-            n -= half;
+        while p > 0 && mids[p - 1] >= x {
+            p -= 1;
         }
-        let p = base + usize::from(mids[base] < x);
         let at = self.index.get(p).copied().unwrap_or(0);
         match mids.get(p) {
             Some(&m) if m == x => at.min(self.index.get(p + 1).copied().unwrap_or(at)),
@@ -98,6 +119,7 @@ pub(crate) fn pack_nearest(values: &[f32], nbits: u8, table: &[f32]) -> Vec<u8> 
 
 /// `custom_lut` quantization with `nbits` bits and `table` (1 to 2^nbits entries).
 pub fn quantize(values: &[f32], nbits: u8, table: &[f32]) -> Result<Quantized, KernelError> {
+    let nbits = nbits.clamp(1, 8);
     let max = 1usize << nbits;
     if table.is_empty() || table.len() > max {
         return Err(KernelError::CustomLutLength {
@@ -140,6 +162,41 @@ mod tests {
         assert_eq!(n.find(9.0), 0);
         let n = Nearest::new(&[f32::NAN, 0.0]);
         assert_eq!(n.find(-1.0), 1);
+    }
+
+    #[test]
+    fn nearest_matches_brute_force() {
+        use crate::quant::kernels::testutil::Rng;
+        let mut rng = Rng::new(99);
+        for round in 0..200 {
+            let len = rng.below(40) as usize + 1;
+            let table: Vec<f32> = (0..len)
+                .map(|_| match round % 3 {
+                    0 => rng.below(9) as f32 * 0.5 - 2.0,
+                    1 => rng.normal(),
+                    _ => rng.normal() * 1e3 * (rng.below(2) as f32),
+                })
+                .collect();
+            let n = Nearest::new(&table);
+            for _ in 0..200 {
+                let w = match rng.below(3) {
+                    0 => rng.below(20) as f32 * 0.25 - 2.5,
+                    1 => rng.normal() * 3.0,
+                    _ => table[rng.below(len as u64) as usize],
+                };
+                let mut want = 0usize;
+                for (i, &t) in table.iter().enumerate() {
+                    let (d, dw) = (
+                        (w as f64 - t as f64).abs(),
+                        (w as f64 - table[want] as f64).abs(),
+                    );
+                    if d < dw {
+                        want = i;
+                    }
+                }
+                assert_eq!(n.find(w) as usize, want, "{table:?} {w}");
+            }
+        }
     }
 
     #[test]

@@ -31,11 +31,15 @@ const PAR_MIN: usize = 4096;
 
 /// `kmeans_lut` quantization with `nbits` bits: optimal 1-D k-means table and nearest indices.
 pub fn quantize(values: &[f32], nbits: u8) -> Quantized {
+    let nbits = nbits.clamp(1, 8);
     let table_len = 1usize << nbits;
+    let t0 = std::time::Instant::now();
     let centres = centres(values, table_len);
+    eprintln!("TRACE centres {:?}", t0.elapsed());
     let mut table = centres.clone();
     table.resize(table_len, 0.0);
     let data = pack_nearest(values, nbits, &centres);
+    eprintln!("TRACE packed {:?}", t0.elapsed());
     let nan_values = values.par_iter().filter(|v| v.is_nan()).count() as u64;
     Quantized {
         nbits,
@@ -112,13 +116,50 @@ fn unkey(k: u32) -> f32 {
     f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
 }
 
+/// LSD radix sort of u32 keys in three 11-bit passes (passes where every key has the same
+/// digit are skipped).
+fn radix_sort(keys: &mut Vec<u32>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if keys.len() < 1 << 12 {
+        keys.sort_unstable();
+        return;
+    }
+    let mut tmp = vec![0u32; keys.len()];
+    for pass in 0..3 {
+        let shift = pass * BITS;
+        let digit = |k: u32| ((k >> shift) as usize) & (BUCKETS - 1);
+        let mut counts = vec![0usize; BUCKETS];
+        for &k in keys.iter() {
+            counts[digit(k)] += 1;
+        }
+        if counts.iter().any(|&c| c == keys.len()) {
+            continue;
+        }
+        let mut pos = vec![0usize; BUCKETS];
+        let mut acc = 0;
+        for (p, c) in pos.iter_mut().zip(&counts) {
+            *p = acc;
+            acc += c;
+        }
+        for &k in keys.iter() {
+            let d = digit(k);
+            tmp[pos[d]] = k;
+            pos[d] += 1;
+        }
+        std::mem::swap(keys, &mut tmp);
+    }
+}
+
 fn distinct(values: &[f32]) -> Distinct {
     let mut keys: Vec<u32> = values
         .par_iter()
         .filter(|v| !v.is_nan())
         .map(|&v| key(v))
         .collect();
-    keys.par_sort_unstable();
+    let t0 = std::time::Instant::now();
+    radix_sort(&mut keys);
+    eprintln!("TRACE sort {:?}", t0.elapsed());
     let mut xs = Vec::new();
     let mut counts = Vec::new();
     let (mut neg_inf, mut pos_inf) = (false, false);
@@ -232,7 +273,9 @@ fn optimal(xs: &[f64], counts: &[f64], k: usize, budget: usize) -> Vec<f32> {
             full.q[j] - full.q[i],
         )
     }));
+    let t0 = std::time::Instant::now();
     let cuts = solve(&items, k);
+    eprintln!("TRACE solve {:?} m={}", t0.elapsed(), items.len());
     // Cluster boundaries as distinct-value indices.
     let edges: Vec<usize> = if xs.len() > budget {
         refine(&full, &bounds, &cuts)
@@ -582,12 +625,32 @@ mod tests {
         for k in [4, 16, 64] {
             let exact = sse(&centres_within(&vals, k, usize::MAX));
             let grouped = sse(&centres_within(&vals, k, 1024));
-            assert!(grouped <= exact * (1.0 + 1e-9), "k={k}: {grouped} vs {exact}");
+            assert!(
+                grouped <= exact * (1.0 + 1e-9),
+                "k={k}: {grouped} vs {exact}"
+            );
             assert!(
                 exact <= grouped * (1.0 + 1e-9),
                 "k={k}: exact {exact} > {grouped}"
             );
         }
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut rng = Rng::new(8);
+        let mut keys: Vec<u32> = (0..50_000).map(|_| rng.next_u64() as u32).collect();
+        let mut want = keys.clone();
+        want.sort_unstable();
+        let t0 = std::time::Instant::now();
+    radix_sort(&mut keys);
+    eprintln!("TRACE sort {:?}", t0.elapsed());
+        assert_eq!(keys, want);
+        let vals = [-1.5f32, 2.0, -0.0, 0.0, f32::NEG_INFINITY, 1e-30];
+        let mut k: Vec<u32> = vals.iter().map(|&v| key(v)).collect();
+        k.sort_unstable();
+        let back: Vec<f32> = k.iter().map(|&x| unkey(x)).collect();
+        assert_eq!(back, vec![f32::NEG_INFINITY, -1.5, -0.0, 0.0, 1e-30, 2.0]);
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub(crate) fn count_nan(values: &[f32]) -> u64 {
 
 /// `linear` quantization with `nbits` bits of the tensor seen through `view`.
 pub fn quantize(values: &[f32], view: &ChannelView, nbits: u8, dialect: Dialect) -> Quantized {
+    let nbits = nbits.clamp(1, 8);
     let (channels, data, notes) = run(values, view, nbits, dialect);
     Quantized {
         nbits,

@@ -6,6 +6,7 @@ use super::{ChannelView, Dialect, Params, Quantized};
 
 /// `linear_lut` quantization with `nbits` bits (always one channel, 2^nbits table entries).
 pub fn quantize(values: &[f32], nbits: u8, dialect: Dialect) -> Quantized {
+    let nbits = nbits.clamp(1, 8);
     let view = ChannelView::single(values.len());
     let (channels, data, notes) = linear::run(values, &view, nbits, dialect);
     let table = match channels.first() {

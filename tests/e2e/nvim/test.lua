@@ -88,12 +88,12 @@ local function request_at(client, buf, method, row, col, timeout_ms)
   end
 end
 
---- Exact byte sizes on the two sides of the first `→` that has one: "1,234 B → 567 B".
+--- The exact output size after the first `→` followed by one ("1,234 → 567 bytes").
 local function parse_estimate(text)
-  local function exact_numbers(s)
+  local function numbers(s, exact)
     local found = {}
     for num, unit in s:gmatch('(%d[%d,_]*)%s*(%a*)') do
-      if unit == 'B' or unit == 'bytes' then
+      if not exact or unit == 'B' or unit == 'bytes' then
         table.insert(found, tonumber((num:gsub('[,_]', ''))))
       end
     end
@@ -102,8 +102,8 @@ local function parse_estimate(text)
   for line in (text .. '\n'):gmatch('(.-)\n') do
     local s, e = line:find('→', 1, true)
     if s then
-      local left = exact_numbers(line:sub(1, s - 1))
-      local right = exact_numbers(line:sub(e + 1))
+      local left = numbers(line:sub(1, s - 1), false)
+      local right = numbers(line:sub(e + 1), true)
       if right[1] then
         return { input = left[#left], output = right[1] }
       end
@@ -272,12 +272,12 @@ step('hover', function()
     return
   end
   local tries = {
-    { '"output"', 1 },
-    { '"MobileNetMini.e2e.mlmodel"', 3 },
-    { '"nbits": 8', 1 },
+    { '"nbits": 8', 2 },
     { '"nbits": 8', 10 },
-    { '"model"', 1 },
-    { '"MobileNetMini.mlmodel"', 3 },
+    { '"quantization_mode"', 2 },
+    { '"output"', 2 },
+    { '"MobileNetMini.e2e.mlmodel"', 3 },
+    { '"model"', 2 },
   }
   local seen = {}
   for i, t in ipairs(tries) do
@@ -331,6 +331,21 @@ step('quantize', function()
     estimate = estimate or vim.NIL,
   })
   record(':CoremlqQuantize reports in the message area', messages:find('coremlq: wrote', 1, true) ~= nil, messages:sub(-600))
+end)
+
+step('restart', function()
+  local buf = open('good.quant.json')
+  local before = client_for(buf)
+  vim.cmd('CoremlqRestart')
+  local after
+  vim.wait(20000, function()
+    after = vim.lsp.get_clients({ name = 'coremlq', bufnr = buf })[1]
+    return after ~= nil and after.initialized == true and (before == nil or after.id ~= before.id)
+  end, 50)
+  record(':CoremlqRestart starts a new client on the buffer', before ~= nil and after ~= nil and after.id ~= before.id, {
+    before = before and before.id or vim.NIL,
+    after = after and after.id or vim.NIL,
+  })
 end)
 
 step('checkhealth', function()

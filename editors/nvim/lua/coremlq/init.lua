@@ -203,8 +203,9 @@ function M.quantize(bufnr)
     vim.api.nvim_create_autocmd('LspProgress', {
       group = group,
       callback = function(ev)
+        -- Our token, or one the server created itself (window/workDoneProgress/create).
         local params = ev.data and ev.data.params
-        if not params or params.token ~= token then
+        if not params or ev.data.client_id ~= client.id then
           return
         end
         local v = params.value or {}

@@ -1,0 +1,276 @@
+//! The server under load: thousands of random edits, hovers and completions with
+//! cancellations, across several documents, while the model they reference is rewritten
+//! underneath. Every answer must fit the document version it was asked about, diagnostics
+//! must arrive in version order and end on the last version, memory must stay bounded, and
+//! the server must shut down cleanly.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../../fuzz/src/mutate.rs"]
+mod mutate;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use mutate::Rng;
+use serde_json::{json, Value};
+use support::*;
+
+/// Operations in one run (edits, hovers, completions, cancellations, model rewrites).
+const OPERATIONS: usize = 4000;
+/// Requests in flight before the client waits for their answers.
+const BATCH: usize = 16;
+
+/// A document as the client sees it.
+struct Doc {
+    uri: String,
+    text: String,
+    version: i64,
+    /// The highest version for which diagnostics were published.
+    published: i64,
+}
+
+/// UTF-16 position of byte `offset` in `text`.
+fn position(text: &str, offset: usize) -> Value {
+    let before = &text[..offset];
+    let line = before.matches('\n').count();
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let character: usize = before[start..].chars().map(char::len_utf16).sum();
+    json!({"line": line, "character": character})
+}
+
+/// Byte offset of a UTF-16 position, or `None` when it is not inside `text`.
+fn offset(text: &str, pos: &Value) -> Option<usize> {
+    let line = usize::try_from(pos["line"].as_u64()?).ok()?;
+    let character = usize::try_from(pos["character"].as_u64()?).ok()?;
+    let mut start = 0;
+    for _ in 0..line {
+        start += text[start..].find('\n')? + 1;
+    }
+    let line_text = text[start..].split('\n').next().unwrap_or("");
+    let mut units = 0;
+    for (i, c) in line_text.char_indices() {
+        if units == character {
+            return Some(start + i);
+        }
+        units += c.len_utf16();
+    }
+    (units == character).then_some(start + line_text.len())
+}
+
+/// Checks that a range answers about `text` (both ends inside it, in order).
+fn range_fits(text: &str, range: &Value) -> Result<(), String> {
+    let s = offset(text, &range["start"]).ok_or_else(|| format!("start {} outside the text", range["start"]))?;
+    let e = offset(text, &range["end"]).ok_or_else(|| format!("end {} outside the text", range["end"]))?;
+    if s <= e {
+        Ok(())
+    } else {
+        Err(format!("range {range} is reversed"))
+    }
+}
+
+/// Every range in an answer (hover range, completion edits) must fit the text it was for.
+fn check_answer(method: &str, text: &str, result: &Value) -> Result<(), String> {
+    match method {
+        "textDocument/hover" => {
+            if let Some(r) = result.get("range") {
+                range_fits(text, r)?;
+            }
+        }
+        "textDocument/completion" => {
+            let items = result.get("items").unwrap_or(result);
+            for item in items.as_array().map(Vec::as_slice).unwrap_or_default() {
+                if let Some(edit) = item.get("textEdit") {
+                    for key in ["range", "insert", "replace"] {
+                        if let Some(r) = edit.get(key) {
+                            range_fits(text, r)?;
+                        }
+                    }
+                }
+                for edit in item.get("additionalTextEdits").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+                    range_fits(text, &edit["range"])?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+const PIECES: &[&str] = &[
+    "\"nbits\": 4, ",
+    "\"quantization_mode\": \"kmeans_lut\", ",
+    "\"layers\": { \"conv*\": { \"skip\": true } }, ",
+    "\"selector\": { \"skip_layer_types\": [\"innerProduct\"] }, ",
+    "\"model\": \"other.mlmodel\", ",
+    "{",
+    "}",
+    "[",
+    "\"",
+    ":",
+    ",",
+    "\n",
+    "é",
+    "𝄞",
+    "// note\n",
+    "\"lut\": [1, 2, 3], ",
+];
+
+fn resident_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rewrite_model(ws: &Path, from: &Path, n: usize) {
+    // Written next to it and renamed into place, as exporters and `git checkout` do.
+    let tmp = ws.join(format!(".model.{n}.tmp"));
+    std::fs::copy(from, &tmp).expect("copy model");
+    std::fs::rename(&tmp, ws.join("model.mlmodel")).expect("rename model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
+    let ws = tempfile::tempdir().expect("tempdir");
+    let models = [repo_root().join("examples/MobileNetMini.mlmodel"), repo_root().join("tests/fixtures/models/conv.mlmodel")];
+    rewrite_model(ws.path(), &models[0], 0);
+    let (mut client, _) =
+        TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
+    let mut docs: Vec<Doc> = (0..4)
+        .map(|i| Doc {
+            uri: uri(&ws.path().join(format!("d{i}.quant.json"))),
+            text: format!("{{\n  \"model\": \"model.mlmodel\",\n  \"nbits\": {},\n  \"layers\": {{}}\n}}\n", [8, 4, 16, 2][i]),
+            version: 1,
+            published: 0,
+        })
+        .collect();
+    for d in &docs {
+        client.open(&d.uri, d.version, &d.text).await;
+    }
+    let mut rng = Rng::new(0x10ad);
+    let started = Instant::now();
+    let mut rss_warm = 0;
+    let (mut edits, mut requests, mut cancels, mut cancelled, mut rewrites) = (0, 0, 0, 0, 0);
+    // In flight: id → (method, document text at the time of asking).
+    let mut in_flight: HashMap<i64, (String, String)> = HashMap::new();
+    let mut errors = Vec::new();
+    for op in 0..OPERATIONS {
+        if op == OPERATIONS / 8 {
+            rss_warm = resident_kb();
+        }
+        let d = rng.below(docs.len());
+        match rng.below(20) {
+            // Edits: insert a piece or delete a range, incrementally, UTF-16 positions.
+            0..=8 => {
+                let doc = &mut docs[d];
+                let at = mutate::floor_char_boundary(&doc.text, rng.below(doc.text.len() + 1));
+                let (end, new) = if rng.one_in(3) && at < doc.text.len() {
+                    (mutate::floor_char_boundary(&doc.text, at + 1 + rng.below(12)).max(at), String::new())
+                } else {
+                    (at, PIECES[rng.below(PIECES.len())].to_string())
+                };
+                let range = json!({"start": position(&doc.text, at), "end": position(&doc.text, end)});
+                doc.text.replace_range(at..end, &new);
+                doc.version += 1;
+                edits += 1;
+                let params = json!({"textDocument": {"uri": doc.uri, "version": doc.version},
+                                    "contentChanges": [{"range": range, "text": new}]});
+                client.notify("textDocument/didChange", params).await;
+            }
+            // Hovers and completions at random places.
+            9..=16 => {
+                let doc = &docs[d];
+                let at = mutate::floor_char_boundary(&doc.text, rng.below(doc.text.len() + 1));
+                let method = if rng.one_in(2) { "textDocument/hover" } else { "textDocument/completion" };
+                let id = client
+                    .send_request(method, json!({"textDocument": {"uri": doc.uri}, "position": position(&doc.text, at)}))
+                    .await;
+                requests += 1;
+                in_flight.insert(id, (method.to_string(), doc.text.clone()));
+                // Half of them are cancelled right away, as editors do while typing.
+                if rng.one_in(2) {
+                    client.notify("$/cancelRequest", json!({"id": id})).await;
+                    cancels += 1;
+                }
+            }
+            // Inlay hints over the whole document (the plan behind them must be current).
+            17 | 18 => {
+                let doc = &docs[d];
+                let end = position(&doc.text, doc.text.len());
+                let id = client
+                    .send_request(
+                        "textDocument/inlayHint",
+                        json!({"textDocument": {"uri": doc.uri}, "range": {"start": {"line": 0, "character": 0}, "end": end}}),
+                    )
+                    .await;
+                requests += 1;
+                in_flight.insert(id, ("textDocument/inlayHint".to_string(), doc.text.clone()));
+            }
+            // The model is rewritten underneath, and the client says so.
+            _ => {
+                rewrites += 1;
+                rewrite_model(ws.path(), &models[rewrites % 2], rewrites);
+                client
+                    .notify(
+                        "workspace/didChangeWatchedFiles",
+                        json!({"changes": [{"uri": uri(&ws.path().join("model.mlmodel")), "type": 2}]}),
+                    )
+                    .await;
+            }
+        }
+        if in_flight.len() >= BATCH || op + 1 == OPERATIONS {
+            let mut ids: Vec<i64> = in_flight.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids {
+                let Some((method, text)) = in_flight.remove(&id) else { continue };
+                match client.response(id).await {
+                    Ok(result) => {
+                        if let Err(e) = check_answer(&method, &text, &result) {
+                            errors.push(format!("{method} #{id}: {e}"));
+                        }
+                    }
+                    // RequestCancelled and ContentModified are the honest answers to a
+                    // cancelled or outdated request; anything else is a failure.
+                    Err(err) if matches!(err["code"].as_i64(), Some(-32800 | -32801)) => cancelled += 1,
+                    Err(err) => errors.push(format!("{method} #{id}: error {err}")),
+                }
+            }
+            // Diagnostics: per document, never for a version older than one already
+            // published, never for a version the client has not sent.
+            while let Some(msg) = client.inbox.pop_front() {
+                if msg["method"] != "textDocument/publishDiagnostics" {
+                    continue;
+                }
+                let Some(doc) = docs.iter_mut().find(|d| msg["params"]["uri"] == json!(d.uri)) else { continue };
+                if let Some(v) = msg["params"]["version"].as_i64() {
+                    if v < doc.published || v > doc.version {
+                        errors.push(format!("{}: diagnostics for version {v} after {} (latest {})", doc.uri, doc.published, doc.version));
+                    }
+                    doc.published = doc.published.max(v);
+                }
+            }
+        }
+    }
+    // Every document ends with diagnostics for its last version.
+    for doc in &docs {
+        let _ = client.diagnostics(&doc.uri, Some(doc.version)).await;
+    }
+    let rss_end = resident_kb();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "load: {OPERATIONS} operations in {elapsed:?}: {edits} edits, {requests} requests ({cancels} cancel notices, \
+         {cancelled} answered as cancelled), {rewrites} model rewrites; RSS {rss_warm} kB after warm-up, {rss_end} kB at the end"
+    );
+    assert!(errors.is_empty(), "{} wrong answers, first ones:\n{}", errors.len(), errors[..errors.len().min(10)].join("\n"));
+    // Memory stays bounded: no growth with the number of operations beyond caches.
+    assert!(rss_end < rss_warm + 128 * 1024, "RSS grew from {rss_warm} kB to {rss_end} kB");
+    client.shutdown().await;
+}

@@ -1,0 +1,140 @@
+//! `coremlq quantize CONFIG…`: quantize from `*.quant.json` configs, in parallel, with
+//! progress and a summary. A config with errors is refused (and named) before anything is
+//! written; the plan executed is the one `coremlq check` and `coremlq plan` show.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use coremlq::config::load::{check_file, Checked};
+use coremlq::quant::{quantize, Report, RunOptions};
+use rayon::prelude::*;
+
+/// Quantizes the models of `configs`; exit status 1 when a config is refused or a run fails.
+pub fn run(configs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut checked = Vec::new();
+    for path in configs {
+        checked.push(check_file(path, None)?);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let refused: Vec<&Checked> = checked
+        .iter()
+        .filter(|c| c.analysis.has_errors() || c.analysis.plan.is_none())
+        .collect();
+    for c in &checked {
+        stdout.write_all(super::check::report(c).as_bytes())?;
+    }
+    if !refused.is_empty() {
+        let names: Vec<String> = refused
+            .iter()
+            .map(|c| c.path.display().to_string())
+            .collect();
+        writeln!(
+            stdout,
+            "error: refusing to quantize: {} config{} with errors: {}",
+            refused.len(),
+            if refused.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        )?;
+        return Ok(ExitCode::from(1));
+    }
+    // Two configs writing one file would race.
+    let mut seen: HashMap<&Path, &Path> = HashMap::new();
+    for c in &checked {
+        if let Some(out) = c.analysis.paths.output.as_deref() {
+            if let Some(other) = seen.insert(out, &c.path) {
+                anyhow::bail!(
+                    "{} and {} both write {}",
+                    other.display(),
+                    c.path.display(),
+                    out.display()
+                );
+            }
+        }
+    }
+    drop(stdout);
+    let bars = std::io::stderr()
+        .is_terminal()
+        .then(indicatif::MultiProgress::new);
+    let results: Vec<(usize, anyhow::Result<Report>)> = checked
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| (i, run_one(c, bars.as_ref())))
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = 0;
+    for (i, result) in results {
+        let Some(c) = checked.get(i) else { continue };
+        match result {
+            Ok(r) => {
+                let pct = if r.bytes_before > 0 {
+                    100.0 * r.bytes_after as f64 / r.bytes_before as f64
+                } else {
+                    100.0
+                };
+                writeln!(
+                    stdout,
+                    "{}: wrote {} ({} → {} bytes, {pct:.1}%, {} tensors converted, {:.2}s)",
+                    c.path.display(),
+                    r.output.display(),
+                    r.bytes_before,
+                    r.bytes_after,
+                    r.tensors_converted,
+                    r.elapsed.as_secs_f64()
+                )?;
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(stdout, "{}: error: {e:#}", c.path.display())?;
+            }
+        }
+    }
+    writeln!(
+        stdout,
+        "{} of {} config{} quantized",
+        checked.len() - failed,
+        checked.len(),
+        if checked.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_one(c: &Checked, bars: Option<&indicatif::MultiProgress>) -> anyhow::Result<Report> {
+    let (Some(plan), Some(model), Some(output)) =
+        (&c.analysis.plan, &c.model, &c.analysis.paths.output)
+    else {
+        anyhow::bail!("no plan");
+    };
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut opts = RunOptions::default();
+    let started = Instant::now();
+    if let Some(multi) = bars {
+        let bar = multi.add(indicatif::ProgressBar::new(0));
+        bar.set_prefix(c.path.display().to_string());
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+        {
+            bar.set_style(style);
+        }
+        let b = bar.clone();
+        opts.progress = Some(Arc::new(move |p: &coremlq::quant::Progress| {
+            b.set_length(p.total as u64);
+            b.set_position(p.done as u64);
+            b.set_message(p.layer.clone());
+        }));
+        let result = quantize(model, plan, output, &opts);
+        bar.finish_and_clear();
+        return result.with_context(|| format!("after {:.1}s", started.elapsed().as_secs_f64()));
+    }
+    Ok(quantize(model, plan, output, &opts)?)
+}
