@@ -5,7 +5,6 @@
 //! of timed runs; the median and minimum are printed.
 
 #[path = "common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! coremltools 9.0 needs for the same work.
 //!
 //! Run: `cargo bench --bench kernels` (150 M weights, 600 MB of float32, plus k-means on
-//! 25 M weights). `COREMLQ_BENCH_SCALE=0.1` shrinks every tensor for a quick run.
+//! 25 M weights). `COREMLQ_BENCH_SCALE=0.1` shrinks every tensor for a quick run;
+//! `COREMLQ_BENCH_PART=tensor` or `=kmeans` runs one half.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -29,11 +30,6 @@ fn weights(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn time<T>(label: &str, n: usize, reference: Option<(f64, usize)>, f: impl FnOnce() -> T) -> T {
-    if let Ok(only) = std::env::var("COREMLQ_BENCH_ONLY") {
-        if !only.split(',').any(|o| label.contains(o.trim())) {
-            return f();
-        }
-    }
     let t = Instant::now();
     let out = black_box(f());
     let s = t.elapsed().as_secs_f64();
@@ -63,9 +59,22 @@ fn main() {
     println!(
         "threads: {}, load average: {}",
         rayon::current_num_threads(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!("tensor: {big} weights as [4096, {}] (axis 0)\n", big / 4096);
+    let part = std::env::var("COREMLQ_BENCH_PART").unwrap_or_default();
+    if part != "kmeans" {
+        big_tensor(big);
+    }
+    if part != "tensor" {
+        kmeans(km);
+    }
+}
+
+fn big_tensor(big: usize) {
     let w = weights(big, 1);
     let shape = [4096u64, (big / 4096) as u64];
     // coremltools 9.0, end to end, on 600 MB / 150 M weights.
@@ -103,8 +112,9 @@ fn main() {
         kernels::dequantize(&q8, &shape, 0).expect("dequantize")
     });
     time("quality", big, None, || kernels::quality(&w, &d));
-    drop((d, idx, q4, q8, w));
+}
 
+fn kmeans(km: usize) {
     println!("\nk-means on {km} weights (coremltools: scikit-learn KMeans)");
     let w = weights(km, 2);
     const K: usize = 25_000_000;

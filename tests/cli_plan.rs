@@ -95,3 +95,27 @@ fn config_with_errors_is_refused() {
     assert!(stdout.contains("error[Q0403]"), "{stdout}");
     assert!(stdout.ends_with("errors: no plan\n"), "{stdout}");
 }
+
+#[test]
+fn quality_lists_every_converted_tensor() {
+    let (code, stdout) = plan(&[
+        "--quality",
+        "--json",
+        "tests/data/config/fused_layer.quant.json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let q = v["quality"].as_array().expect("quality array");
+    assert_eq!(
+        q.len(),
+        v["tensors_converted"].as_u64().unwrap_or(0) as usize
+    );
+    for t in q {
+        let snr = t["snr_db"].as_f64().expect("finite snr");
+        assert!(snr > 30.0, "8-bit linear should be accurate: {t}");
+        assert!(t["rel_rms"].as_f64().is_some_and(|r| r < 0.05), "{t}");
+    }
+    let (code, stdout) = plan(&["--quality", "tests/data/config/fused_layer.quant.json"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("SNR dB"), "{stdout}");
+}

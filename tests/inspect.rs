@@ -75,7 +75,7 @@ fn table_of_nested_networks() {
                                         bias     4          4  float32     18
             -- neuralNetwork (main network)
             head        innerProduct    weights  4x4       16  float32     66
-            (1 layers without weights not shown; --all lists them)
+            (1 layer without weights not shown; --all lists them)
 
             total      8 tensors, 388 weight bytes of 811 file bytes (47.8% of the file)
               float32             8 tensors              388 bytes

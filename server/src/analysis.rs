@@ -1,21 +1,41 @@
 //! Runs the config analysis for a snapshot: finds the referenced model, loads it through the
 //! cache (blocking), and hands text and index to the protocol-free layer.
 
-use coremlq::ide;
+use std::path::{Path, PathBuf};
+
+use coremlq::config::syntax;
+use coremlq::ide::{self, Analysis, ModelInput};
 
 use crate::model_cache::Loaded;
 use crate::state::Snapshot;
 
-/// What the analysis of one document version found.
-pub struct Analysis {
-    /// Findings, with quick fixes.
-    pub diagnostics: Vec<ide::Diagnostic>,
-    /// The referenced model, when the config names one.
-    pub model: Option<Loaded>,
+/// The file a config's `model` string names: relative to the config's folder (or, for an
+/// unsaved config, to the first workspace folder).
+pub fn resolve_model(snap: &Snapshot, model: &str) -> Option<PathBuf> {
+    let path = Path::new(model);
+    if path.is_absolute() {
+        return Some(path.to_path_buf());
+    }
+    let base = snap.base_dir().map(Path::to_path_buf).or_else(|| snap.session.workspace_folders.first().cloned())?;
+    Some(base.join(path))
 }
 
-/// Analyses a snapshot (blocking: may index a model file).
-pub fn analyze(snap: &Snapshot) -> Analysis {
-    let _ = snap;
-    Analysis { diagnostics: Vec::new(), model: None }
+/// The model a snapshot's config refers to, loaded through the cache (blocking).
+pub fn load_model(snap: &Snapshot, parse: &syntax::Parse) -> Option<Loaded> {
+    let (model, _) = ide::analysis::model_reference(parse)?;
+    let path = resolve_model(snap, &model)?;
+    Some(snap.models.get(&path))
+}
+
+/// Analyses a snapshot and runs `f` on the result (blocking: may index a model file).
+pub fn with_analysis<T>(snap: &Snapshot, f: impl FnOnce(&Analysis) -> T) -> T {
+    let parse = syntax::parse(&snap.text);
+    let loaded = load_model(snap, &parse);
+    let input = match loaded.as_deref() {
+        None => ModelInput::None,
+        Some(Ok(file)) => ModelInput::Loaded(file),
+        Some(Err(e)) => ModelInput::Failed(e.to_string()),
+    };
+    let analysis = Analysis::new(&snap.text, parse, input);
+    f(&analysis)
 }

@@ -90,8 +90,7 @@ pub async fn clear(inner: &Inner, uri: Uri) {
 
 /// The protocol diagnostics of a snapshot (blocking: runs the analysis).
 pub fn compute(snap: &Snapshot) -> Vec<lsp::Diagnostic> {
-    let analysis = crate::analysis::analyze(snap);
-    analysis.diagnostics.iter().map(|d| to_lsp(snap, d)).collect()
+    crate::analysis::with_analysis(snap, |an| an.diagnostics.iter().map(|d| to_lsp(snap, d)).collect())
 }
 
 /// Converts one diagnostic.

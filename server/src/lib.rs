@@ -19,6 +19,7 @@ pub mod model_cache;
 pub mod server;
 pub mod state;
 pub mod symbols;
+pub mod transport;
 pub mod watcher;
 
 pub use server::Backend;
@@ -30,15 +31,19 @@ use tower_lsp_server::{ClientSocket, LspService, Server};
 pub fn service() -> (LspService<Backend>, ClientSocket) {
     LspService::build(Backend::new)
         .custom_method("window/workDoneProgress/cancel", Backend::work_done_progress_cancel)
+        .custom_method(transport::MALFORMED, Backend::malformed_message)
         .finish()
 }
 
-/// Serves one client over a byte stream pair until `exit`.
+/// Serves one client over a byte stream pair until `exit` (or the end of the input).
 pub async fn serve<I, O>(input: I, output: O)
 where
-    I: AsyncRead + Unpin,
+    I: AsyncRead + Unpin + Send + 'static,
     O: AsyncWrite,
 {
     let (service, socket) = service();
-    Server::new(input, output, socket).serve(service).await;
+    let (framed_in, framed_out) = tokio::io::duplex(1 << 16);
+    let repair = tokio::spawn(transport::sanitize(input, framed_out));
+    Server::new(framed_in, output, socket).serve(service).await;
+    repair.abort();
 }

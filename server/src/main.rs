@@ -22,5 +22,7 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(coremlq_lsp::serve(tokio::io::stdin(), tokio::io::stdout()));
+    // A thread may still be blocked reading stdin: do not wait for it.
+    runtime.shutdown_background();
     Ok(())
 }

@@ -49,7 +49,13 @@ impl Backend {
 
     /// `window/workDoneProgress/cancel`: stops the job running under that token.
     pub async fn work_done_progress_cancel(&self, params: WorkDoneProgressCancelParams) {
-        self.inner.jobs.cancel(&token_key(&params.token));
+        self.inner.jobs.cancel(&commands::token_key(&params.token));
+    }
+
+    /// A message that was not JSON: reported in the client's log, otherwise ignored.
+    pub async fn malformed_message(&self, params: Value) {
+        let error = params.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+        self.inner.client.log_message(MessageType::ERROR, format!("coremlq-lsp: ignored a malformed message: {error}")).await;
     }
 
     /// Pulls settings through `workspace/configuration` when the client offers it.
@@ -89,13 +95,6 @@ impl Backend {
     }
 }
 
-/// A progress token as a map key.
-pub fn token_key(token: &ProgressToken) -> String {
-    match token {
-        NumberOrString::Number(n) => n.to_string(),
-        NumberOrString::String(s) => s.clone(),
-    }
-}
 
 fn folder_paths(params: &InitializeParams) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = params

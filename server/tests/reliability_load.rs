@@ -22,6 +22,8 @@ use support::*;
 const OPERATIONS: usize = 4000;
 /// Requests in flight before the client waits for their answers.
 const BATCH: usize = 16;
+/// How long one answer may take (the whole run takes a few seconds).
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A document as the client sees it.
 struct Doc {
@@ -159,15 +161,18 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
     let started = Instant::now();
     let mut rss_warm = 0;
     let (mut edits, mut requests, mut cancels, mut cancelled, mut rewrites) = (0, 0, 0, 0, 0);
-    // In flight: id → (method, document text at the time of asking).
-    let mut in_flight: HashMap<i64, (String, String)> = HashMap::new();
+    // In flight: id → (method, document text at the time of asking, cancelled, operation).
+    let mut in_flight: HashMap<i64, (String, String, bool, usize)> = HashMap::new();
     let mut errors = Vec::new();
     for op in 0..OPERATIONS {
         if op == OPERATIONS / 8 {
             rss_warm = resident_kb();
         }
         let d = rng.below(docs.len());
-        match rng.below(20) {
+        let mut kind = rng.below(20);
+        if std::env::var("LOAD_NO_REWRITE").is_ok() && kind == 19 { kind = 0; }
+        if std::env::var("LOAD_NO_CANCEL").is_ok() && (9..=16).contains(&kind) { kind = 17; }
+        match kind {
             // Edits: insert a piece or delete a range, incrementally, UTF-16 positions.
             0..=8 => {
                 let doc = &mut docs[d];
@@ -194,12 +199,13 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
                     .send_request(method, json!({"textDocument": {"uri": doc.uri}, "position": position(&doc.text, at)}))
                     .await;
                 requests += 1;
-                in_flight.insert(id, (method.to_string(), doc.text.clone()));
                 // Half of them are cancelled right away, as editors do while typing.
-                if rng.one_in(2) {
+                let cancel = rng.one_in(2);
+                if cancel {
                     client.notify("$/cancelRequest", json!({"id": id})).await;
                     cancels += 1;
                 }
+                in_flight.insert(id, (method.to_string(), doc.text.clone(), cancel, op));
             }
             // Inlay hints over the whole document (the plan behind them must be current).
             17 | 18 => {
@@ -212,7 +218,7 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
                     )
                     .await;
                 requests += 1;
-                in_flight.insert(id, ("textDocument/inlayHint".to_string(), doc.text.clone()));
+                in_flight.insert(id, ("textDocument/inlayHint".to_string(), doc.text.clone(), false, op));
             }
             // The model is rewritten underneath, and the client says so.
             _ => {
@@ -230,8 +236,15 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
             let mut ids: Vec<i64> = in_flight.keys().copied().collect();
             ids.sort_unstable();
             for id in ids {
-                let Some((method, text)) = in_flight.remove(&id) else { continue };
-                match client.response(id).await {
+                let Some((method, text, cancel, asked_at)) = in_flight.remove(&id) else { continue };
+                let answer = tokio::time::timeout(ANSWER_WITHIN, client.response(id)).await;
+                let Ok(answer) = answer else {
+                    panic!(
+                        "no answer within {ANSWER_WITHIN:?} to {method} #{id} (asked at operation {asked_at}, \
+                         cancelled: {cancel}; {edits} edits, {rewrites} rewrites so far)\ntext: {text:?}"
+                    );
+                };
+                match answer {
                     Ok(result) => {
                         if let Err(e) = check_answer(&method, &text, &result) {
                             errors.push(format!("{method} #{id}: {e}"));
@@ -272,5 +285,30 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
     assert!(errors.is_empty(), "{} wrong answers, first ones:\n{}", errors.len(), errors[..errors.len().min(10)].join("\n"));
     // Memory stays bounded: no growth with the number of operations beyond caches.
     assert!(rss_end < rss_warm + 128 * 1024, "RSS grew from {rss_warm} kB to {rss_end} kB");
+    client.shutdown().await;
+}
+
+/// Found by the load test: completion and hover at every offset of a half-edited document
+/// (non-BMP characters, a key split by a newline) must each be answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_offset_of_a_garbled_document_is_answered() {
+    let ws = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(repo_root().join("tests/fixtures/models/conv.mlmodel"), ws.path().join("model.mlmodel")).expect("copy");
+    let (mut client, _) =
+        TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
+    let text = "{\n  \"model\": \"mo𝄞del.mlmodel\",\n  \"{nbits\"\n: 4,\n  \"l:ayers\": {}\n}\n";
+    let doc = uri(&ws.path().join("g.quant.json"));
+    client.open(&doc, 1, text).await;
+    for (at, _) in text.char_indices().chain([(text.len(), ' ')]) {
+        for method in ["textDocument/completion", "textDocument/hover"] {
+            let params = json!({"textDocument": {"uri": doc}, "position": position(text, at)});
+            let id = client.send_request(method, params).await;
+            let answer = tokio::time::timeout(ANSWER_WITHIN, client.response(id)).await;
+            let Ok(answer) = answer else { panic!("no answer to {method} at byte {at} ({})", position(text, at)) };
+            if let Ok(result) = answer {
+                check_answer(method, text, &result).unwrap_or_else(|e| panic!("{method} at byte {at}: {e}"));
+            }
+        }
+    }
     client.shutdown().await;
 }

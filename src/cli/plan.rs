@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use coremlq::config::load::{check_file, Checked};
-use coremlq::model::ModelIndex;
+use coremlq::model::{ModelFile, ModelIndex};
 use coremlq::quant::estimate::estimate;
 use coremlq::quant::{LayerDecision, Plan, Target};
 use serde_json::{json, Value};
@@ -23,6 +23,19 @@ pub struct Args {
     /// List every layer, also those without weights.
     #[arg(long)]
     pub all: bool,
+    /// Also quantize in memory and show each converted tensor's SNR and relative RMS error.
+    #[arg(long)]
+    pub quality: bool,
+}
+
+/// The reconstruction quality of one converted tensor.
+struct TensorQuality {
+    layer: String,
+    field: String,
+    target: String,
+    snr_db: f64,
+    rel_rms: f64,
+    max_abs: f64,
 }
 
 /// One row of the plan.
@@ -46,6 +59,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let est = estimate(&model.index, model.bytes(), plan)?;
     let rows = rows(&model.index, plan);
+    let qualities = if args.quality {
+        quality(model, plan)?
+    } else {
+        Vec::new()
+    };
     let shown_model = display(checked.analysis.paths.model.as_ref());
     let shown_output = display(checked.analysis.paths.output.as_ref());
     let mut stdout = std::io::stdout().lock();
@@ -69,6 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "weight_bytes_after": est.weight_bytes_after,
             "tensors_converted": plan.converted(),
             "layers": layers,
+            "quality": qualities.iter().map(|q| json!({
+                "layer": q.layer, "tensor": q.field, "target": q.target,
+                "snr_db": finite(q.snr_db), "rel_rms": q.rel_rms, "max_abs_error": q.max_abs,
+            })).collect::<Vec<_>>(),
             "notes": plan.notes,
             "warnings": checked.analysis.diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect::<Vec<_>>(),
         });
@@ -154,10 +176,94 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         group(est.bytes_before),
         group(est.bytes_after)
     )?;
+    if args.quality {
+        writeln!(stdout)?;
+        let lw = qualities
+            .iter()
+            .map(|q| q.layer.chars().count() + q.field.chars().count() + 1)
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let tw = qualities
+            .iter()
+            .map(|q| q.target.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        writeln!(
+            stdout,
+            "{:lw$}  {:tw$}  {:>9}  {:>9}  {:>10}",
+            "tensor", "target", "SNR dB", "rel. RMS", "max error"
+        )?;
+        for q in &qualities {
+            let name = format!("{}.{}", q.layer, q.field);
+            let snr = if q.snr_db.is_finite() {
+                format!("{:.1}", q.snr_db)
+            } else {
+                "exact".into()
+            };
+            writeln!(
+                stdout,
+                "{name:lw$}  {:tw$}  {snr:>9}  {:>9.2e}  {:>10.3e}",
+                q.target, q.rel_rms, q.max_abs
+            )?;
+        }
+    }
     for n in &plan.notes {
         writeln!(stdout, "note: {n}")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// Quantizes every converted tensor in memory (fused values included) and measures how
+/// close its dequantized values are to the float originals.
+fn quality(model: &ModelFile, plan: &Plan) -> anyhow::Result<Vec<TensorQuality>> {
+    use coremlq::quant::kernels::{dequantize, quality, quantize, Dialect};
+    use coremlq::quant::{fusion, TensorAction};
+    use rayon::prelude::*;
+    let index = &model.index;
+    let jobs: Vec<(usize, &Target)> = plan
+        .tensors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match &t.action {
+            TensorAction::Convert(target) if *target != Target::Dequantize => Some((i, target)),
+            _ => None,
+        })
+        .collect();
+    jobs.par_iter()
+        .map(|&(i, target)| {
+            let w = &index.weights[i];
+            let values = match (plan.tensors[i].fused, plan.fusion_of(w.layer)) {
+                (true, Some(fp)) => {
+                    let fused = fusion::compute(&model.path, model.bytes(), index, fp)?;
+                    match fused.get(&w.field) {
+                        Some(v) => v.to_vec(),
+                        None => fusion::read_values(&model.path, model.bytes(), w)?,
+                    }
+                }
+                _ => fusion::read_values(&model.path, model.bytes(), w)?,
+            };
+            let q = quantize(&values, &w.shape, w.axis, target, Dialect::F32)?;
+            let back = dequantize(&q, &w.shape, w.axis)?;
+            let r = quality(&values, &back);
+            Ok(TensorQuality {
+                layer: index
+                    .layers
+                    .get(w.layer)
+                    .map_or_else(String::new, |l| l.name.clone()),
+                field: w.field.clone(),
+                target: target.describe(),
+                snr_db: r.snr_db,
+                rel_rms: r.rel_rms,
+                max_abs: r.max_abs,
+            })
+        })
+        .collect()
 }
 
 /// Prints why there is no plan (the config's errors) and fails.

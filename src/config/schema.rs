@@ -8,6 +8,8 @@
 
 use serde_json::{json, Map, Value as Json};
 
+use super::syntax::PathSegment;
+
 /// Where a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Section {
@@ -431,6 +433,60 @@ pub fn layer_type(name: &str) -> Option<&'static ValueDoc> {
     LAYER_TYPES.iter().find(|t| t.name == name)
 }
 
+/// The section of the object at a JSON path: `[]` is the root, `["selector"]` the
+/// selector, `["layers", name]` a layers entry; `None` elsewhere.
+pub fn section_at(path: &[PathSegment]) -> Option<Section> {
+    match path {
+        [] => Some(Section::Root),
+        [PathSegment::Key(k)] if k == "selector" => Some(Section::Selector),
+        [PathSegment::Key(k), PathSegment::Key(_)] if k == "layers" => Some(Section::LayerEntry),
+        _ => None,
+    }
+}
+
+/// The key whose value holds the JSON path: `["nbits"]` → `nbits`,
+/// `["selector", "skip_layer_types", 2]` → `skip_layer_types`,
+/// `["layers", "conv1", "quantization_mode"]` → the entry's `quantization_mode`.
+pub fn key_at(path: &[PathSegment]) -> Option<&'static KeySpec> {
+    // The longest prefix ending in a key whose parent is a known section.
+    (1..=path.len()).rev().find_map(|n| {
+        let (parent, last) = path.get(..n)?.split_at(n - 1);
+        match last {
+            [PathSegment::Key(name)] => section_at(parent).and_then(|s| key(s, name)),
+            _ => None,
+        }
+    })
+}
+
+/// The values completion can offer for a key (as JSON text), with a one-line summary each.
+pub fn value_choices(spec: &KeySpec) -> Vec<(String, &'static str)> {
+    match (spec.allowed, spec.ty) {
+        (Allowed::Modes, _) => MODES
+            .iter()
+            .map(|m| (format!("\"{}\"", m.name), m.summary))
+            .collect(),
+        (Allowed::Nbits, _) => NBITS
+            .iter()
+            .map(|b| {
+                (
+                    b.to_string(),
+                    if *b == 16 {
+                        "float16 weights"
+                    } else {
+                        "bits per weight"
+                    },
+                )
+            })
+            .collect(),
+        (Allowed::LayerTypes, _) => LAYER_TYPES
+            .iter()
+            .map(|t| (format!("\"{}\"", t.name), t.summary))
+            .collect(),
+        (_, ValueType::Boolean) => vec![("true".into(), "yes"), ("false".into(), "no")],
+        _ => Vec::new(),
+    }
+}
+
 /// Hover text of a key: the one-line summary, type, default and long documentation.
 pub fn hover(spec: &KeySpec) -> String {
     let mut out = format!(
@@ -605,6 +661,33 @@ mod tests {
         for m in crate::quant::Mode::ALL {
             assert!(mode(m.name()).is_some(), "{}", m.name());
         }
+    }
+
+    #[test]
+    fn paths_to_sections_and_keys() {
+        let k = |s: &str| PathSegment::Key(s.into());
+        assert_eq!(section_at(&[]), Some(Section::Root));
+        assert_eq!(
+            section_at(&[k("layers"), k("conv1")]),
+            Some(Section::LayerEntry)
+        );
+        assert_eq!(key_at(&[k("nbits")]).map(|s| s.name), Some("nbits"));
+        let p = [k("selector"), k("skip_layer_types"), PathSegment::Index(2)];
+        assert_eq!(
+            key_at(&p).map(|s| (s.section, s.name)),
+            Some((Section::Selector, "skip_layer_types"))
+        );
+        let p = [k("layers"), k("conv*"), k("quantization_mode")];
+        assert_eq!(key_at(&p).map(|s| s.section), Some(Section::LayerEntry));
+        assert_eq!(key_at(&[k("nope")]), None);
+        assert_eq!(
+            value_choices(key(Section::Root, "nbits").expect("nbits")).len(),
+            9
+        );
+        assert_eq!(
+            value_choices(key(Section::Root, "quantization_mode").expect("mode"))[0].0,
+            "\"linear\""
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn placeholder(d: &KeyDoc, snippets: bool) -> &'static str {
     match (d.ty, snippets) {
         (KeyType::String, true) => "\"$1\"",
         (KeyType::String, false) => "\"\"",
-        (KeyType::Integer, true) if d.name == "nbits" => "${1|8,16,6,4,2,1,3,5,7|}",
+        (KeyType::Integer, true) if d.name == "nbits" => "${1|8,16,6,4|}",
         (KeyType::Integer, true) => "$1",
         (KeyType::Integer, false) => "",
         (KeyType::Bool, true) => "${1|true,false|}",

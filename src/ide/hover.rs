@@ -156,7 +156,17 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
         let Some(layer) = m.index.layers.get(id) else { continue };
         let _ = write!(s, "**{}** — `{}`", layer.name, layer.layer_type);
         if let Some(lp) = an.plan.as_ref().and_then(|p| p.layers.get(id)) {
-            let _ = write!(s, ": {} ({})", decision_text(&lp.decision, an), lp.reason);
+            match &lp.decision {
+                LayerDecision::Quantize(_) => {
+                    let _ = write!(s, ": quantized, {}", lp.reason);
+                }
+                d if lp.reason.is_empty() => {
+                    let _ = write!(s, ": {}", decision_text(d, an));
+                }
+                d => {
+                    let _ = write!(s, ": {} ({})", decision_text(d, an), lp.reason);
+                }
+            }
         }
         s.push('\n');
         for &w in &layer.weights {

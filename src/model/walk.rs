@@ -163,6 +163,7 @@ impl Msg {
 
     fn u64(&self, n: u32, name: &str) -> R<u64> {
         match self.last(n) {
+            Some(f) if f.wire_type == WireType::Varint => Ok(f.scalar),
             Some(f) => expect_varint(f, &format!("{}.{name}", self.what)),
             None => Ok(0),
         }
@@ -173,10 +174,10 @@ impl Msg {
     }
 
     /// A repeated integer field (packed or unpacked, all occurrences).
-    fn u64s(&self, buf: &[u8], n: u32, name: &str) -> R<Vec<u64>> {
+    fn u64s(&self, buf: &[u8], n: u32) -> R<Vec<u64>> {
         let mut out = Vec::new();
         for f in self.fields.iter().filter(|f| f.number == n) {
-            push_repeated_varint(buf, f, &format!("{}.{name}", self.what), &mut out)?;
+            push_repeated_varint(buf, f, self.what, &mut out)?;
         }
         Ok(out)
     }
@@ -194,7 +195,7 @@ impl Msg {
                 ),
             ));
         }
-        if let Some(f) = first {
+        if let Some(f) = first.filter(|f| f.wire_type != WireType::Len) {
             expect_len(f, &format!("{}.{name}", self.what))?;
         }
         Ok(first)
@@ -203,7 +204,7 @@ impl Msg {
     /// A repeated message field.
     fn many(&self, n: u32, name: &str) -> R<Vec<&Field>> {
         let out: Vec<&Field> = self.fields.iter().filter(|f| f.number == n).collect();
-        for f in &out {
+        for f in out.iter().filter(|f| f.wire_type != WireType::Len) {
             expect_len(f, &format!("{}.{name}", self.what))?;
         }
         Ok(out)
@@ -500,7 +501,7 @@ impl<'a> Walker<'a> {
     fn array_type(&mut self, body: Span, depth: usize) -> R<String> {
         deeper(depth, body.start)?;
         let msg = self.read(body, "ArrayFeatureType", &[])?;
-        let shape = msg.u64s(self.buf, 1, "shape")?;
+        let shape = msg.u64s(self.buf, 1)?;
         let dims: Vec<String> = shape.iter().map(|&d| (d as i64).to_string()).collect();
         let dtype = match msg.u64(2, "dataType")? {
             65568 => " float32",
@@ -620,14 +621,14 @@ impl<'a> Walker<'a> {
         }
         self.idx.layers.push(info);
         if let Some(p) = params {
-            let layer_path = format!("{net_path}.layers[{index}]");
-            self.params(id, &p, &layer_path, depth)?;
+            self.params(id, &p, (net_path, index), depth)?;
         }
         Ok(id)
     }
 
     /// Reads a layer's params message: header fields, WeightParams, nested networks.
-    fn params(&mut self, id: LayerId, p: &Field, layer_path: &str, depth: usize) -> R<()> {
+    /// `at` is the layer's network path and index, for the paths of nested networks.
+    fn params(&mut self, id: LayerId, p: &Field, at: (&str, usize), depth: usize) -> R<()> {
         let depth = deeper(depth, p.value.start)?;
         let body = p.value.clone();
         // Holders of nested messages (LSTM weights, activations) must outlive `wps`.
@@ -646,7 +647,7 @@ impl<'a> Walker<'a> {
                 let oc = msg.u64(1, "outputChannels")?;
                 let kc = msg.u64(2, "kernelChannels")?;
                 let groups = msg.u64(10, "nGroups")?;
-                let ks = msg.u64s(self.buf, 20, "kernelSize")?;
+                let ks = msg.u64s(self.buf, 20)?;
                 let deconv = msg.bool(60, "isDeconvolution")?;
                 let (shape, axis) = match ks.as_slice() {
                     [kh, kw] if deconv => (vec![kc, oc / groups.max(1), *kh, *kw], 1),
@@ -733,8 +734,8 @@ impl<'a> Walker<'a> {
             }
             245 => {
                 msg = self.read(body, "ScaleLayerParams", &[1, 2, 3, 4, 5])?;
-                let shape_scale = msg.u64s(self.buf, 1, "shapeScale")?;
-                let shape_bias = msg.u64s(self.buf, 4, "shapeBias")?;
+                let shape_scale = msg.u64s(self.buf, 1)?;
+                let shape_bias = msg.u64s(self.buf, 4)?;
                 push_wp(&mut wps, &msg, 2, "scale", product(&shape_scale), 0)?;
                 push_wp(&mut wps, &msg, 5, "bias", product(&shape_bias), 0)?;
                 params = LayerParams::Scale {
@@ -745,7 +746,7 @@ impl<'a> Walker<'a> {
             }
             250 => {
                 msg = self.read(body, "BiasLayerParams", &[1, 2])?;
-                let shape = msg.u64s(self.buf, 1, "shape")?;
+                let shape = msg.u64s(self.buf, 1)?;
                 push_wp(&mut wps, &msg, 2, "bias", product(&shape), 0)?;
                 params = LayerParams::Bias { shape };
             }
@@ -756,7 +757,7 @@ impl<'a> Walker<'a> {
                     "LoadConstantNDLayerParams"
                 };
                 msg = self.read(body, what, &[1, 2])?;
-                let shape = msg.u64s(self.buf, 1, "shape")?;
+                let shape = msg.u64s(self.buf, 1)?;
                 push_wp(&mut wps, &msg, 2, "data", product(&shape), 0)?;
                 params = LayerParams::LoadConstant { shape };
             }
@@ -876,7 +877,7 @@ impl<'a> Walker<'a> {
             }
             1350 => {
                 msg = self.read(body, "LayerNormalizationLayerParams", &[1, 2, 3, 4])?;
-                let shape = msg.u64s(self.buf, 1, "normalizedShape")?;
+                let shape = msg.u64s(self.buf, 1)?;
                 let shape = if shape.iter().any(|&d| (d as i64) < 0) {
                     Vec::new()
                 } else {
@@ -959,7 +960,7 @@ impl<'a> Walker<'a> {
                             model,
                             Some(id),
                             role,
-                            format!("{layer_path}.{member}.{name}"),
+                            format!("{}.layers[{}].{member}.{name}", at.0, at.1),
                             "NeuralNetwork",
                             depth,
                         )?;
@@ -1760,7 +1761,8 @@ mod tests {
             neuralNetwork.layers[19].loop.bodyNetwork in_body bias [1]
               bias [2] Float32 axis 0 n 2
             neuralNetwork relu activation [21]
-        "#]].assert_eq(&listing);
+        "#]]
+        .assert_eq(&listing);
         // Payload spans point at the values, and the helper decodes them.
         let conv = &idx.weights[idx.layers[0].weights[0]];
         let vals = float_values(Path::new("t"), &bytes, conv).unwrap_or_else(|e| panic!("{e}"));
@@ -1940,7 +1942,9 @@ mod tests {
         bytes.truncate(bytes.len() - 1);
         let e = err(&bytes);
         assert!(
-            e.starts_with("test.mlmodel: byte 32: Model: field 500 claims 2671 bytes but only 2670"),
+            e.starts_with(
+                "test.mlmodel: byte 32: Model: field 500 claims 2671 bytes but only 2670"
+            ),
             "{e}"
         );
     }

@@ -73,6 +73,10 @@ impl WireType {
 /// position after it. At most 10 bytes; a 10th byte above 1 overflows 64 bits (error).
 pub fn read_varint(buf: &[u8], pos: usize, end: usize) -> Result<(u64, usize), WireError> {
     let end = end.min(buf.len());
+    // Fast path: most tags and lengths in a model are one byte.
+    if pos < end && buf[pos] < 0x80 {
+        return Ok((u64::from(buf[pos]), pos + 1));
+    }
     let mut value: u64 = 0;
     let mut i = pos;
     let mut shift = 0u32;

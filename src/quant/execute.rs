@@ -363,8 +363,9 @@ fn produce_job(
                 None => Ok(vec![encode_float(&values, false, w.is_updatable)]),
                 Some(t) => {
                     let q = kernels::quantize(&values, &w.shape, w.axis, t, dialect)
-                        .map_err(kernel_error)?;
-                    Ok(encode_quantized(q, w.is_updatable))
+                        .map_err(kernel_error);
+                    reader.recycle(values);
+                    Ok(encode_quantized(q?, w.is_updatable))
                 }
             }
         }
@@ -467,6 +468,9 @@ fn encode_quantized(q: Quantized, is_updatable: bool) -> Vec<Vec<u8>> {
 /// near the output size); falls back to the in-memory bytes.
 struct Payloads {
     file: Option<std::fs::File>,
+    /// A buffer reused across tensors: fresh allocations of large tensors cost more in page
+    /// faults and zeroing than the reads themselves.
+    spare: std::cell::RefCell<Vec<f32>>,
 }
 
 impl Payloads {
@@ -475,7 +479,18 @@ impl Payloads {
             f.metadata()
                 .is_ok_and(|m| m.len() == model.bytes().len() as u64)
         });
-        Payloads { file }
+        Payloads {
+            file,
+            spare: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Hands a values buffer back for reuse.
+    fn recycle(&self, v: Vec<f32>) {
+        let mut spare = self.spare.borrow_mut();
+        if v.capacity() > spare.capacity() {
+            *spare = v;
+        }
     }
 
     fn values(
@@ -490,7 +505,9 @@ impl Payloads {
         ) {
             use std::os::unix::fs::FileExt;
             let n = (span.end - span.start) / 4;
-            let mut v = vec![0f32; n];
+            let mut v = std::mem::take(&mut *self.spare.borrow_mut());
+            v.clear();
+            v.resize(n, 0.0);
             // SAFETY: the byte view covers exactly the vector's initialised elements, and
             // every bit pattern is a valid f32; on little-endian targets the file's
             // little-endian floats are the native representation.

@@ -30,6 +30,8 @@ pub struct Plan {
     pub tensors: Vec<TensorPlan>,
     /// Producer layers that absorb fused layers, in fusion order.
     pub fusions: Vec<FusedProducer>,
+    /// Position in [`fusions`](Self::fusions) of each producer layer.
+    pub fusion_index: HashMap<LayerId, usize>,
     /// Where and why coremlq behaves differently from coremltools 9.0, and other remarks.
     pub notes: Vec<String>,
     /// The input file's size.
@@ -121,7 +123,9 @@ impl Plan {
 
     /// The fusion record of a producer layer, if it absorbs others.
     pub fn fusion_of(&self, layer: LayerId) -> Option<&FusedProducer> {
-        self.fusions.iter().find(|f| f.layer == layer)
+        self.fusion_index
+            .get(&layer)
+            .and_then(|&i| self.fusions.get(i))
     }
 }
 
@@ -432,12 +436,27 @@ impl<'a> Builder<'a> {
                 .get(info.model)
                 .map(|m| m.outputs.iter().map(|f| f.name.as_str()).collect())
                 .unwrap_or_default();
-            let outer = self.consumed_elsewhere(info.model, net);
-            let excluded: Vec<bool> = info
-                .layers
+            let several = index
+                .networks
                 .iter()
-                .map(|&l| matches!(self.rule_for(&index.layers[l]), LayerRule::Skip(_)))
-                .collect();
+                .filter(|n| n.model == info.model)
+                .nth(1)
+                .is_some();
+            let outer = if several {
+                self.consumed_elsewhere(info.model, net)
+            } else {
+                HashSet::new()
+            };
+            let may_skip = !self.settings.skip_layers.is_empty()
+                || self.settings.overrides.iter().any(|o| o.skip);
+            let excluded: Vec<bool> = if may_skip {
+                info.layers
+                    .iter()
+                    .map(|&l| matches!(self.rule_for(&index.layers[l]), LayerRule::Skip(_)))
+                    .collect()
+            } else {
+                vec![false; info.layers.len()]
+            };
             let result = fusion::plan_network(index, net, &outputs, &outer, &excluded)?;
             self.plan.notes.extend(result.notes);
             for fp in result.producers {
@@ -468,6 +487,9 @@ impl<'a> Builder<'a> {
                         fp.steps.iter().map(|s| index.layers[s.consumer].name.as_str()).collect::<Vec<_>>().join(", ")
                     ));
                 }
+                self.plan
+                    .fusion_index
+                    .insert(fp.layer, self.plan.fusions.len());
                 self.plan.fusions.push(fp);
             }
         }
@@ -550,7 +572,7 @@ impl<'a> Builder<'a> {
         self.plan.layers[l].decision = LayerDecision::Quantize(target.clone());
         self.plan.layers[l].reason = with_fused(format!("{} ({why})", target.describe()));
         let bias_selected = select::select_bias(&self.settings.selector);
-        if let Some(fi) = self.plan.fusions.iter().position(|f| f.layer == l) {
+        if let Some(&fi) = self.plan.fusion_index.get(&l) {
             if let Some(cb) = self.plan.fusions[fi].created_bias.as_mut() {
                 cb.action = if bias_selected && target != Target::Dequantize {
                     TensorAction::Convert(target.clone())
@@ -593,8 +615,7 @@ impl<'a> Builder<'a> {
     fn skip_layer(&mut self, l: LayerId, reason: String) {
         let layer = &self.index.layers[l];
         let lp = &mut self.plan.layers[l];
-        lp.decision = if layer.weights.is_empty() && self.plan.fusions.iter().all(|f| f.layer != l)
-        {
+        lp.decision = if layer.weights.is_empty() && !self.plan.fusion_index.contains_key(&l) {
             LayerDecision::NoWeights
         } else {
             LayerDecision::Skip
@@ -632,7 +653,7 @@ impl<'a> Builder<'a> {
                 .iter()
                 .map(|&w| self.plan.tensors[w].bytes_after)
                 .sum();
-            if let Some(fp) = self.plan.fusions.iter().find(|f| f.layer == l) {
+            if let Some(fp) = self.plan.fusion_of(l) {
                 if let Some(cb) = &fp.created_bias {
                     after += cb.bytes_after;
                 }

@@ -128,18 +128,26 @@ fn display_type(ty: &str) -> &str {
 
 /// Whether `name` matches a glob `pattern` with `*` (any run) and `?` (one character).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    if pattern.is_ascii() && name.is_ascii() {
+        // The common case, without allocating.
+        return glob(pattern.as_bytes(), name.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    // Iterative matcher with one backtrack point: linear in practice, never exponential.
+    glob(&p, &n, '*', '?')
+}
+
+/// Iterative matcher with one backtrack point: linear in practice, never exponential.
+fn glob<T: PartialEq + Copy>(p: &[T], n: &[T], star_c: T, any: T) -> bool {
     let (mut pi, mut ni) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(&c) if c == star_c => {
                 star = Some((pi, ni));
                 pi += 1;
             }
-            Some(&c) if c == '?' || n.get(ni) == Some(&c) => {
+            Some(&c) if c == any || n.get(ni) == Some(&c) => {
                 pi += 1;
                 ni += 1;
             }
@@ -154,7 +162,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
         }
     }
     p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+        .is_some_and(|rest| rest.iter().all(|&c| c == star_c))
 }
 
 /// Whether a pattern contains glob characters.
@@ -204,6 +212,9 @@ mod tests {
             ("a*b*c", "abxbd", false),
             ("exact", "exact", true),
             ("exact", "exactly", false),
+            ("é?", "éa", true),
+            ("*ü", "grün", false),
+            ("*ün", "grün", true),
         ] {
             assert_eq!(glob_match(p, n), want, "{p} vs {n}");
         }

@@ -21,6 +21,7 @@ export COREMLQ_E2E_TOOLS="${COREMLQ_E2E_TOOLS:-$ROOT/target/e2e-tools}"
 TOOLS="$COREMLQ_E2E_TOOLS"
 ONLY="${E2E_ONLY:-}"
 
+total_start=$(date +%s)
 rm -rf "$ART"
 mkdir -p "$ART"
 TIMINGS="$ART/timings.txt"
@@ -35,20 +36,34 @@ end() { echo "$1: $(($(date +%s) - stage_start)) s" | tee -a "$TIMINGS"; }
 fail_stage() {
   printf '{"name":"%s","ok":false,"detail":"%s"}\n' "$1" "$2" >>"$ART/results-$3.jsonl"
 }
-total_start=$(date +%s)
+
+# The server builds while the tools install (the install is mostly downloads).
+build_pid=""
+if [ -z "${COREMLQ_LSP:-}" ]; then
+  echo "== e2e: build coremlq-lsp (in the background, log: tests/e2e/artifacts/cargo-build.log)"
+  (cd "$ROOT" && cargo build -p coremlq-lsp) >"$ART/cargo-build.log" 2>&1 &
+  build_pid=$!
+  trap 'kill "$build_pid" 2>/dev/null || true' EXIT
+  COREMLQ_LSP="$ROOT/target/debug/coremlq-lsp"
+fi
 
 begin "install tools"
 bash "$E2E/install.sh"
 end "install"
 
-begin "build coremlq-lsp"
-if [ -z "${COREMLQ_LSP:-}" ]; then
-  (cd "$ROOT" && cargo build -p coremlq-lsp)
-  COREMLQ_LSP="$ROOT/target/debug/coremlq-lsp"
+begin "build coremlq-lsp (wait)"
+if [ -n "$build_pid" ]; then
+  if ! wait "$build_pid"; then
+    cat "$ART/cargo-build.log"
+    echo "e2e: cargo build -p coremlq-lsp failed"
+    exit 1
+  fi
+  trap - EXIT
+  tail -1 "$ART/cargo-build.log"
 fi
 COREMLQ_LSP="$(realpath "$COREMLQ_LSP")"
 export COREMLQ_LSP
-end "build server"
+end "build server (after install)"
 
 # A fresh workspace per editor: the fixture configs beside the model.
 workspace() {
@@ -91,6 +106,15 @@ if [ -z "$ONLY" ] || [ "$ONLY" = vscode ]; then
       npm ci --no-audit --no-fund --loglevel=error
     fi
     COREMLQ_REQUIRE_SCHEMA=1 npm run --silent package >"$ART/vsix-package.log" 2>&1 || { cat "$ART/vsix-package.log"; exit 1; }
+    # The extension's own unit tests (result parsing), counted as one check.
+    if npm test >"$ART/vscode-unit-tests.log" 2>&1; then
+      ok=true
+    else
+      ok=false
+    fi
+    summary="$(grep -E '^# (pass|fail) ' "$ART/vscode-unit-tests.log" | tr '\n' ' ')"
+    printf '{"name":"vscode: extension unit tests (npm test)","ok":%s,"detail":"%s"}\n' "$ok" "$summary" \
+      >"$ART/results-vscode-unit.jsonl"
   )
   end "build vsix"
 
@@ -108,4 +132,4 @@ if [ -z "$ONLY" ] || [ "$ONLY" = vscode ]; then
 fi
 
 echo "total: $(($(date +%s) - total_start)) s" | tee -a "$TIMINGS"
-node "$E2E/report.mjs" "$ART/results-nvim.jsonl" "$ART/results-vscode.jsonl"
+node "$E2E/report.mjs" "$ART/results-nvim.jsonl" "$ART/results-vscode-unit.jsonl" "$ART/results-vscode.jsonl"

@@ -13,7 +13,8 @@ import {
   WorkDoneProgressCancelNotification,
 } from "vscode-languageclient/node";
 import { registerE2e } from "./e2e";
-import { extractEstimate, extractOutput, formatBytes, summaryText } from "./results";
+import { extractEstimate, formatBytes, summaryText } from "./parse";
+import { extractOutput } from "./results";
 import { resolveServer } from "./server";
 
 /** The language id contributed for `*.quant.json`. */
@@ -222,6 +223,12 @@ async function quantize(uri: vscode.Uri, interactive: boolean): Promise<Quantize
           { command: SERVER_QUANTIZE, arguments: [uri.toString()], workDoneToken },
           token,
         );
+        // `{written: false, cancelled?, message?}`: the server wrote nothing.
+        const r = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
+        if (r.written === false) {
+          const message = typeof r.message === "string" ? r.message : "nothing was written";
+          return { ok: false, cancelled: r.cancelled === true, error: message, raw };
+        }
         const out = extractOutput(raw, uri);
         return { ok: true, output: out.uri, bytes: out.bytes, raw };
       } catch (err) {

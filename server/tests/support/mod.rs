@@ -2,6 +2,8 @@
 //! `LspService` + `Server`, with helpers for fixtures (`$0` marks the cursor).
 #![allow(dead_code)]
 
+pub mod model;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -129,8 +131,13 @@ impl TestClient {
 
     /// Waits for the response to request `id`.
     pub async fn response(&mut self, id: i64) -> Result<Value, Value> {
+        let early = self.inbox.iter().position(|m| m.get("method").is_none() && m["id"] == json!(id));
+        let mut early = early.and_then(|i| self.inbox.remove(i));
         loop {
-            let msg = self.read().await;
+            let msg = match early.take() {
+                Some(m) => m,
+                None => self.read().await,
+            };
             if msg.get("method").is_none() && msg["id"] == json!(id) {
                 return match msg.get("error") {
                     Some(err) => Err(err.clone()),

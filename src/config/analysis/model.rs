@@ -26,6 +26,14 @@ pub(super) fn check<'a>(
     let member = f.model?;
     let shown = member.value.as_str()?;
     let range = member.value.range;
+    if shown.trim().is_empty() {
+        out.push(Diagnostic::new(
+            Code::ModelNotFound,
+            range,
+            "`model` is empty: name the .mlmodel file to quantize",
+        ));
+        return None;
+    }
     let index = match ctx.model {
         ModelStatus::NotGiven => return None,
         ModelStatus::NotFound => {

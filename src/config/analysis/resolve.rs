@@ -170,7 +170,7 @@ fn deciding_entry(settings: &Settings, layer: &str) -> Option<usize> {
         }
         let better = match best {
             None => true,
-            Some((_, be, bl)) => (exact && !be) || (!exact && !be && o.pattern.len() > bl),
+            Some((_, be, bl)) => !be && (exact || o.pattern.len() > bl),
         };
         if better {
             best = Some((i, exact, o.pattern.len()));

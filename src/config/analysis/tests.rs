@@ -372,6 +372,11 @@ fn model_statuses() {
             &absent,
         ),
         run(text, ModelStatus::NotAModel("is a folder"), &absent),
+        run(
+            r#"{"model": " ", "nbits": 8}"#,
+            ModelStatus::NotGiven,
+            &absent,
+        ),
     ];
     expect![[r#"
         settings: Choice { nbits: 8, mode: Linear, lut: None }

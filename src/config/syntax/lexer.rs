@@ -146,9 +146,8 @@ pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
                 while i < bytes.len() {
                     let c = bytes[i];
                     let after_exp = matches!(bytes[i - 1], b'e' | b'E');
-                    if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' {
-                        i += 1;
-                    } else if (c == b'+' || c == b'-') && after_exp {
+                    let sign = (c == b'+' || c == b'-') && after_exp;
+                    if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || sign {
                         i += 1;
                     } else {
                         break;

@@ -5,35 +5,45 @@ use rayon::prelude::*;
 
 use super::{pack, KernelError, Notes, Params, Quantized};
 
-/// A table prepared for nearest-entry search: distinct non-NaN values ascending, each with the
-/// lowest index that holds it, and the midpoints between neighbours.
+/// A table prepared for nearest-entry search with numpy's semantics: the index is
+/// `argmin_i |f64(w) − f64(table[i])|` (distances rounded to f64; ties → lowest index), so a NaN
+/// weight gets index 0 and a NaN table entry captures every weight (numpy's argmin returns the
+/// first NaN).
 #[derive(Debug, Clone)]
 pub(crate) struct Nearest {
+    /// Distinct non-NaN values ascending (−0.0 and +0.0 merged).
+    values: Vec<f64>,
+    /// For each value, the lowest table index holding it.
     index: Vec<u8>,
-    /// `mids[j]` = midpoint of sorted values j and j + 1 (in f64).
+    /// `mids[j]` = midpoint of values j and j + 1: a fast first guess of the nearest.
     mids: Vec<f64>,
-    /// A uniform grid over `[mids[0], mids[last]]` giving a starting guess for the search.
+    /// A uniform grid over `[mids[0], mids[last]]` giving a starting point for that guess.
     grid_lo: f64,
     grid_inv: f64,
     /// Number of midpoints below each grid cell's lower edge (as computed; only a guess).
     grid: Vec<u16>,
+    /// The index of the first NaN entry, if any.
+    nan_index: Option<u8>,
+    /// The lowest index of any entry.
+    min_index: u8,
 }
 
 impl Nearest {
     /// Prepares `table` (at most 256 entries are searched).
     pub(crate) fn new(table: &[f32]) -> Nearest {
+        let table = &table[..table.len().min(256)];
+        let nan_index = table.iter().position(|v| v.is_nan()).map(|i| i as u8);
         let mut entries: Vec<(f32, u8)> = table
             .iter()
-            .take(256)
             .enumerate()
             .filter(|(_, v)| !v.is_nan())
             .map(|(i, &v)| (v, i as u8))
             .collect();
         entries.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        // Merge equal values (−0.0 and +0.0 included), keeping the lowest index.
-        let mut values: Vec<f32> = Vec::with_capacity(entries.len());
+        let mut values: Vec<f64> = Vec::with_capacity(entries.len());
         let mut index: Vec<u8> = Vec::with_capacity(entries.len());
         for (v, i) in entries {
+            let v = v as f64;
             match (values.last(), index.last_mut()) {
                 (Some(&last), Some(li)) if last == v => *li = (*li).min(i),
                 _ => {
@@ -45,14 +55,13 @@ impl Nearest {
         let mids = values
             .windows(2)
             .map(|p| {
-                let (a, b) = (p[0] as f64, p[1] as f64);
-                // Infinite neighbours: the finite side wins up to the infinity itself.
+                let (a, b) = (p[0], p[1]);
                 if b == f64::INFINITY {
                     f64::MAX
                 } else if a == f64::NEG_INFINITY {
                     f64::MIN
                 } else {
-                    (a + b) / 2.0
+                    a / 2.0 + b / 2.0
                 }
             })
             .collect::<Vec<f64>>();
@@ -73,24 +82,38 @@ impl Nearest {
                 mids.partition_point(|&m| m < edge) as u16
             })
             .collect();
+        let min_index = index.iter().copied().min().unwrap_or(0);
         Nearest {
+            values,
             index,
             mids,
             grid_lo: lo,
             grid_inv,
             grid,
+            nan_index,
+            min_index,
         }
     }
 
-    /// The index of the entry nearest to `w` (a tie goes to the lower table index).
+    /// The index of the entry nearest to `w`.
     #[inline]
     pub(crate) fn find(&self, w: f32) -> u8 {
-        if w.is_nan() {
+        if let Some(i) = self.nan_index {
+            return i;
+        }
+        if w.is_nan() || self.values.is_empty() {
             return 0;
         }
         let x = w as f64;
-        let mids = &self.mids[..];
-        // Start from the grid's guess, then walk to the exact count of midpoints below x.
+        if x.is_infinite() {
+            // |inf − inf| is NaN (numpy's argmin picks it); every other distance is inf.
+            return match self.values.iter().position(|&v| v == x) {
+                Some(p) => self.index[p],
+                None => self.min_index,
+            };
+        }
+        let (vals, mids) = (&self.values[..], &self.mids[..]);
+        // Midpoint guess: p = number of midpoints below x.
         let cell = (((x - self.grid_lo) * self.grid_inv) as usize).min(self.grid.len() - 1);
         let mut p = self.grid.get(cell).copied().unwrap_or(0) as usize;
         while p < mids.len() && mids[p] < x {
@@ -99,17 +122,34 @@ impl Nearest {
         while p > 0 && mids[p - 1] >= x {
             p -= 1;
         }
-        let at = self.index.get(p).copied().unwrap_or(0);
-        match mids.get(p) {
-            Some(&m) if m == x => at.min(self.index.get(p + 1).copied().unwrap_or(at)),
-            _ => at,
+        // Exact rule on rounded distances around the guess; equal distances form one run.
+        let d = |i: usize| (x - vals[i]).abs();
+        let (lo, hi) = (p.saturating_sub(1), (p + 1).min(vals.len() - 1));
+        let dmin = (lo..=hi).map(d).fold(f64::INFINITY, f64::min);
+        let (mut a, mut b) = (lo, hi);
+        while d(a) != dmin {
+            a += 1;
         }
+        while d(b) != dmin {
+            b -= 1;
+        }
+        while a > 0 && d(a - 1) == dmin {
+            a -= 1;
+        }
+        while b + 1 < vals.len() && d(b + 1) == dmin {
+            b += 1;
+        }
+        self.index[a..=b].iter().copied().min().unwrap_or(0)
     }
 }
 
 /// Indices of the nearest entries of `table`, packed with `nbits` bits.
 pub(crate) fn pack_nearest(values: &[f32], nbits: u8, table: &[f32]) -> Vec<u8> {
     let nearest = Nearest::new(&table[..table.len().min(1 << nbits)]);
+    if let Some(i) = nearest.nan_index {
+        // numpy's argmin returns the first NaN distance: every weight gets that index.
+        return pack::pack_with(values.len(), nbits, |_, buf| buf.fill(i));
+    }
     pack::pack_with(values.len(), nbits, |start, buf| {
         for (d, &w) in buf.iter_mut().zip(&values[start..]) {
             *d = nearest.find(w);
@@ -160,8 +200,16 @@ mod tests {
         assert_eq!(n.find(f32::NAN), 0);
         assert_eq!(n.find(-5.0), 1);
         assert_eq!(n.find(9.0), 0);
-        let n = Nearest::new(&[f32::NAN, 0.0]);
-        assert_eq!(n.find(-1.0), 1);
+        let n = Nearest::new(&[0.0, f32::NAN, 1.0]);
+        assert_eq!(n.find(1.0), 1);
+        // Distances that round to the same f64 tie: the lowest index wins.
+        let n = Nearest::new(&[-1.0, 1.0]);
+        assert_eq!(n.find(1e-45), 0);
+        assert_eq!(n.find(f32::INFINITY), 0);
+        let n = Nearest::new(&[-1.0, f32::INFINITY, 1.0]);
+        assert_eq!(n.find(f32::INFINITY), 1);
+        let n = Nearest::new(&[1.0, -1.0, 1e30]);
+        assert_eq!(n.find(-1e30), 1);
     }
 
     #[test]

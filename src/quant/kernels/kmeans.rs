@@ -33,13 +33,10 @@ const PAR_MIN: usize = 4096;
 pub fn quantize(values: &[f32], nbits: u8) -> Quantized {
     let nbits = nbits.clamp(1, 8);
     let table_len = 1usize << nbits;
-    let t0 = std::time::Instant::now();
     let centres = centres(values, table_len);
-    eprintln!("TRACE centres {:?}", t0.elapsed());
     let mut table = centres.clone();
     table.resize(table_len, 0.0);
     let data = pack_nearest(values, nbits, &centres);
-    eprintln!("TRACE packed {:?}", t0.elapsed());
     let nan_values = values.par_iter().filter(|v| v.is_nan()).count() as u64;
     Quantized {
         nbits,
@@ -61,7 +58,8 @@ pub fn centres(values: &[f32], k_max: usize) -> Vec<f32> {
 fn centres_within(values: &[f32], k_max: usize, budget: usize) -> Vec<f32> {
     let Distinct {
         xs,
-        counts,
+        full,
+        mu,
         neg_inf,
         pos_inf,
     } = distinct(values);
@@ -75,9 +73,10 @@ fn centres_within(values: &[f32], k_max: usize, budget: usize) -> Vec<f32> {
         out.push(f32::NEG_INFINITY);
     }
     if k == xs.len() {
-        out.extend(xs.iter().map(|&x| x as f32));
+        out.extend_from_slice(&xs);
     } else if k > 0 {
-        out.extend(optimal(&xs, &counts, k, budget));
+        drop(xs);
+        out.extend(optimal(&full, mu, k, budget));
     }
     if k_inf > 0 && pos_inf && out.len() < k_max {
         out.push(f32::INFINITY);
@@ -92,10 +91,12 @@ fn centres_within(values: &[f32], k_max: usize, budget: usize) -> Vec<f32> {
     out
 }
 
-/// Distinct finite values (ascending, as f64) with their multiplicities.
+/// The distinct finite values (ascending; −0.0 and +0.0 are one value) and the prefix sums of
+/// their multiplicities, centred on the mean `mu`.
 struct Distinct {
-    xs: Vec<f64>,
-    counts: Vec<f64>,
+    xs: Vec<f32>,
+    full: Prefix,
+    mu: f64,
     neg_inf: bool,
     pos_inf: bool,
 }
@@ -152,42 +153,56 @@ fn radix_sort(keys: &mut Vec<u32>) {
 }
 
 fn distinct(values: &[f32]) -> Distinct {
+    // Mean of the finite values, summed over fixed chunks so any thread count agrees.
+    let parts: Vec<(f64, u64)> = values
+        .par_chunks(1 << 16)
+        .map(|c| {
+            c.iter()
+                .filter(|v| v.is_finite())
+                .fold((0.0, 0), |(s, n), &v| (s + v as f64, n + 1))
+        })
+        .collect();
+    let (sum, count) = parts
+        .iter()
+        .fold((0.0, 0), |(s, n), &(ps, pn)| (s + ps, n + pn));
+    let mu = if count == 0 { 0.0 } else { sum / count as f64 };
+    let neg_inf = values.par_iter().any(|&v| v == f32::NEG_INFINITY);
+    let pos_inf = values.par_iter().any(|&v| v == f32::INFINITY);
     let mut keys: Vec<u32> = values
         .par_iter()
-        .filter(|v| !v.is_nan())
+        .filter(|v| v.is_finite())
         .map(|&v| key(v))
         .collect();
-    let t0 = std::time::Instant::now();
     radix_sort(&mut keys);
-    eprintln!("TRACE sort {:?}", t0.elapsed());
-    let mut xs = Vec::new();
-    let mut counts = Vec::new();
-    let (mut neg_inf, mut pos_inf) = (false, false);
-    let mut last: Option<f32> = None;
+    let mut xs: Vec<f32> = Vec::new();
+    let mut full = Prefix::with_capacity(0);
+    let mut run: Option<(f32, f64)> = None;
     for &k in &keys {
         let v = unkey(k);
-        if v == f32::NEG_INFINITY {
-            neg_inf = true;
-            continue;
-        }
-        if v == f32::INFINITY {
-            pos_inf = true;
-            continue;
-        }
-        // −0.0 and +0.0 are one value.
-        if last == Some(v) {
-            if let Some(c) = counts.last_mut() {
-                *c += 1.0;
+        match run {
+            Some((last, ref mut c)) if last == v => *c += 1.0,
+            _ => {
+                if let Some((x, c)) = run {
+                    full.push(x, c, mu);
+                }
+                if xs.is_empty() {
+                    // Reserve once the first value is seen (most tensors are mostly distinct).
+                    xs.reserve(keys.len());
+                    full = Prefix::with_capacity(keys.len());
+                }
+                xs.push(v);
+                run = Some((v, 1.0));
             }
-        } else {
-            xs.push(v as f64);
-            counts.push(1.0);
-            last = Some(v);
         }
     }
+    if let Some((x, c)) = run {
+        full.push(x, c, mu);
+    }
+    xs.shrink_to_fit();
     Distinct {
         xs,
-        counts,
+        full,
+        mu,
         neg_inf,
         pos_inf,
     }
@@ -201,18 +216,40 @@ struct Prefix {
 }
 
 impl Prefix {
-    fn new(ws: impl Iterator<Item = (f64, f64, f64)>) -> Prefix {
-        let (mut w, mut s, mut q) = (vec![0.0], vec![0.0], vec![0.0]);
-        let (mut aw, mut as_, mut aq) = (0.0, 0.0, 0.0);
-        for (cw, cs, cq) in ws {
-            aw += cw;
-            as_ += cs;
-            aq += cq;
-            w.push(aw);
-            s.push(as_);
-            q.push(aq);
+    /// An empty prefix (one zero entry) with room for `n` items.
+    fn with_capacity(n: usize) -> Prefix {
+        let mut p = Prefix {
+            w: Vec::with_capacity(n + 1),
+            s: Vec::with_capacity(n + 1),
+            q: Vec::with_capacity(n + 1),
+        };
+        p.w.push(0.0);
+        p.s.push(0.0);
+        p.q.push(0.0);
+        p
+    }
+
+    /// Appends the value `x` with multiplicity `c`, centred on `mu`.
+    fn push(&mut self, x: f32, c: f64, mu: f64) {
+        let y = x as f64 - mu;
+        let (w, s, q) = (self.w.last(), self.s.last(), self.q.last());
+        let (w, s, q) = (
+            w.copied().unwrap_or(0.0),
+            s.copied().unwrap_or(0.0),
+            q.copied().unwrap_or(0.0),
+        );
+        self.w.push(w + c);
+        self.s.push(s + c * y);
+        self.q.push(q + c * y * y);
+    }
+
+    /// The prefix at the given item boundaries (`bounds[0] = 0`, ascending).
+    fn select(&self, bounds: &[usize]) -> Prefix {
+        Prefix {
+            w: bounds.iter().map(|&b| self.w[b]).collect(),
+            s: bounds.iter().map(|&b| self.s[b]).collect(),
+            q: bounds.iter().map(|&b| self.q[b]).collect(),
         }
-        Prefix { w, s, q }
     }
 
     /// Items.
@@ -251,36 +288,16 @@ fn item_budget(k: usize) -> usize {
     m
 }
 
-/// The `k` optimal (or, for huge inputs, polished near-optimal) centres, ascending, as f32.
-fn optimal(xs: &[f64], counts: &[f64], k: usize, budget: usize) -> Vec<f32> {
-    let total: f64 = counts.iter().sum();
-    let mu = xs.iter().zip(counts).map(|(x, c)| x * c).sum::<f64>() / total.max(1.0);
-    let full = Prefix::new(xs.iter().zip(counts).map(|(&x, &c)| {
-        let y = x - mu;
-        (c, c * y, c * y * y)
-    }));
-    // bounds[g] = first distinct index of item g; the last entry is xs.len().
-    let bounds: Vec<usize> = if xs.len() <= budget {
-        (0..=xs.len()).collect()
+/// The `k` optimal centres of the items of `full` (centred on `mu`), ascending, as f32.
+fn optimal(full: &Prefix, mu: f64, k: usize, budget: usize) -> Vec<f32> {
+    let d = full.len();
+    let edges = if d <= budget {
+        solve(full, k)
     } else {
-        group_bounds(&full, budget)
-    };
-    let items = Prefix::new(bounds.windows(2).map(|b| {
-        let (i, j) = (b[0], b[1]);
-        (
-            full.w[j] - full.w[i],
-            full.s[j] - full.s[i],
-            full.q[j] - full.q[i],
-        )
-    }));
-    let t0 = std::time::Instant::now();
-    let cuts = solve(&items, k);
-    eprintln!("TRACE solve {:?} m={}", t0.elapsed(), items.len());
-    // Cluster boundaries as distinct-value indices.
-    let edges: Vec<usize> = if xs.len() > budget {
-        refine(&full, &bounds, &cuts)
-    } else {
-        cuts
+        // bounds[g] = first distinct index of group g; the last entry is d.
+        let bounds = group_bounds(full, budget);
+        let cuts = solve(&full.select(&bounds), k);
+        refine(full, &bounds, &cuts)
     };
     edges
         .windows(2)
@@ -479,9 +496,8 @@ mod tests {
 
     /// Exhaustive optimum over all splits of the sorted distinct values (small inputs only).
     fn brute(values: &[f32], k: usize) -> f64 {
-        let Distinct { xs, counts, .. } = distinct(values);
-        let p = Prefix::new(xs.iter().zip(&counts).map(|(&x, &c)| (c, c * x, c * x * x)));
-        let m = xs.len();
+        let Distinct { full: p, .. } = distinct(values);
+        let m = p.len();
         if m <= k {
             return 0.0;
         }
@@ -642,9 +658,7 @@ mod tests {
         let mut keys: Vec<u32> = (0..50_000).map(|_| rng.next_u64() as u32).collect();
         let mut want = keys.clone();
         want.sort_unstable();
-        let t0 = std::time::Instant::now();
-    radix_sort(&mut keys);
-    eprintln!("TRACE sort {:?}", t0.elapsed());
+        radix_sort(&mut keys);
         assert_eq!(keys, want);
         let vals = [-1.5f32, 2.0, -0.0, 0.0, f32::NEG_INFINITY, 1e-30];
         let mut k: Vec<u32> = vals.iter().map(|&v| key(v)).collect();

@@ -29,7 +29,7 @@ pub(crate) fn rne_f64(x: f64) -> f64 {
 }
 
 /// Minimum and maximum of a slice as numpy's `amin`/`amax` give them: NaN if any value is NaN;
-/// (0, 0) for an empty slice. Equal extremes keep the first occurrence.
+/// (0, 0) for an empty slice. Equal extremes keep the last occurrence, as numpy does.
 pub(crate) fn minmax(values: &[f32]) -> (f32, f32) {
     if values.is_empty() {
         return (0.0, 0.0);
@@ -47,8 +47,9 @@ fn minmax_seq(values: &[f32]) -> (f32, f32) {
     let mut nan = false;
     for &v in values {
         nan |= v.is_nan();
-        lo = if v < lo { v } else { lo };
-        hi = if v > hi { v } else { hi };
+        // numpy's minimum/maximum keep the later operand on ties (−0.0 vs +0.0 matters).
+        lo = if v <= lo { v } else { lo };
+        hi = if v >= hi { v } else { hi };
     }
     if nan {
         (f32::NAN, f32::NAN)
@@ -62,8 +63,8 @@ fn combine(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
         return (f32::NAN, f32::NAN);
     }
     (
-        if b.0 < a.0 { b.0 } else { a.0 },
-        if b.1 > a.1 { b.1 } else { a.1 },
+        if b.0 <= a.0 { b.0 } else { a.0 },
+        if b.1 >= a.1 { b.1 } else { a.1 },
     )
 }
 

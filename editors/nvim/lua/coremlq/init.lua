@@ -174,7 +174,7 @@ local function output_of(result, config_path)
     out = vim.fs.joinpath(vim.fs.dirname(config_path), out)
   end
   local bytes
-  for _, key in ipairs({ 'bytes', 'size', 'outputBytes', 'output_bytes', 'written', 'writtenBytes', 'written_bytes' }) do
+  for _, key in ipairs({ 'bytesAfter', 'bytes_after', 'bytes', 'size', 'outputBytes', 'output_bytes' }) do
     if type(result[key]) == 'number' then
       bytes = result[key]
       break
@@ -232,6 +232,12 @@ function M.quantize(bufnr)
     if err then
       data.error = err.message or vim.inspect(err)
       notify('quantization failed: ' .. data.error, vim.log.levels.ERROR)
+    elseif type(result) == 'table' and result.written == false then
+      -- The server wrote nothing: cancelled, or declined (it said why).
+      data.ok = false
+      data.cancelled = result.cancelled == true
+      data.error = result.message or (data.cancelled and 'cancelled' or 'nothing was written')
+      notify(data.error, vim.log.levels.WARN)
     else
       data.output, data.bytes = output_of(result, path)
       data.result = result
