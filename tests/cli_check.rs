@@ -175,3 +175,22 @@ fn unreadable_config_fails() {
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot read the config"), "{stderr}");
 }
+
+#[test]
+fn folders_are_searched_for_configs() {
+    let (code, stdout, _) = check(&["tests/data/config"]);
+    assert_eq!(code, 1);
+    let configs = std::fs::read_dir("tests/data/config")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".quant.json"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(&format!("in {configs} configs")),
+        "{stdout}"
+    );
+}

@@ -111,3 +111,34 @@ fn every_code_is_exercised() {
         .collect();
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
 }
+
+#[test]
+fn shipped_example_and_documented_example_are_clean() {
+    let checked =
+        check_file(Path::new("examples/MobileNetMini.quant.json"), None).expect("example config");
+    assert!(
+        !checked.analysis.has_errors(),
+        "{}",
+        compact(&checked.text, &checked.analysis.diagnostics)
+    );
+    assert!(checked.analysis.plan.is_some());
+    // The example of docs/config.md: no syntax or structure error (its model is not shipped).
+    let doc = std::fs::read_to_string("docs/config.md").expect("docs/config.md");
+    let example = doc
+        .split("```jsonc\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("example block");
+    let checked = coremlq::config::load::check_text(
+        Path::new("docs/example.quant.json"),
+        example.to_string(),
+        None,
+    );
+    let codes: Vec<&str> = checked
+        .analysis
+        .diagnostics
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["Q0201"], "only the missing model may be reported");
+}

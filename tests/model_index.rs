@@ -295,3 +295,42 @@ fn every_golden_output_indexes_cleanly() {
     }
     assert!(indexed >= 500, "only {indexed} golden files");
 }
+
+#[test]
+fn truncated_and_corrupted_fixtures_never_panic() {
+    for name in [
+        "models/branch_loop.mlmodel",
+        "models/bilstm.mlmodel",
+        "models/pipeline_classifier.mlmodel",
+        "models/float_only.mlmodel",
+        "golden/already_linear4__linear_lut2.mlmodel",
+        "golden/fp16_ip_bias__linear8.mlmodel",
+    ] {
+        let path = fixtures().join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let good = coremlq::model::index::build(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..bytes.len() {
+            // Every strict prefix that cuts a length-delimited field is an error with an offset
+            // inside the file; a prefix that ends between top-level fields may index.
+            if let Err(coremlq::model::ModelError::Malformed { offset, .. }) =
+                coremlq::model::index::build(&path, &bytes[..n])
+            {
+                assert!(offset <= n as u64, "{name}[..{n}]: offset {offset}");
+            }
+        }
+        let mut copy = bytes.clone();
+        for i in 0..bytes.len() {
+            for x in [0xff, 0x80, 0x7f, 0x01, 0x08] {
+                copy[i] = bytes[i] ^ x;
+                if let Ok(idx) = coremlq::model::index::build(&path, &copy) {
+                    for w in &idx.weights {
+                        assert!(w.span.start <= w.body.start && w.body.end <= copy.len());
+                        let _ = coremlq::model::index::float_values(&path, &copy, w);
+                    }
+                }
+            }
+            copy[i] = bytes[i];
+        }
+        assert!(!good.layers.is_empty());
+    }
+}

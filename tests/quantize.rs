@@ -574,3 +574,66 @@ fn property_kernels_respect_their_error_bounds_and_sizes() {
         }
     }
 }
+
+fn values_of(file: &ModelFile, layer: &str, field: &str) -> Vec<f32> {
+    let l = file
+        .index
+        .layers
+        .iter()
+        .position(|l| l.name == layer)
+        .unwrap();
+    let w = file
+        .index
+        .layer_weights(l)
+        .find(|w| w.field == field)
+        .unwrap();
+    coremlq::quant::fusion::read_values(&file.path, file.bytes(), w).unwrap()
+}
+
+#[test]
+fn scale_fusion_fixes_coremltools_deconvolution_axis_and_unscaled_bias() {
+    // §4 bug 8: deconvolution weights [kc, oc/g, kH, kW] are scaled along axis 1.
+    let file = ModelFile::open(&fixture("fuse_deconv_scale.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let v = coremlq::quant::fusion::compute(&file.path, file.bytes(), &file.index, &p.fusions[0])
+        .unwrap();
+    let (w, s) = (
+        values_of(&file, "deconv", "weights"),
+        values_of(&file, "scale", "scale"),
+    );
+    let fused = v.weights.unwrap();
+    // Shape [3, 2, 2, 2]: position i belongs to output channel (i / 4) % 2.
+    for (i, x) in w.iter().enumerate() {
+        assert_eq!(fused[i], x * s[(i / 4) % 2], "position {i}");
+    }
+    // §4 bug 9: a scale layer without bias still scales the producer's bias.
+    let file = ModelFile::open(&fixture("fuse_ip_scale.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let v = coremlq::quant::fusion::compute(&file.path, file.bytes(), &file.index, &p.fusions[0])
+        .unwrap();
+    let (b, s) = (
+        values_of(&file, "ip", "bias"),
+        values_of(&file, "scale", "scale"),
+    );
+    let want: Vec<f32> = b.iter().zip(&s).map(|(b, s)| b * s).collect();
+    assert_eq!(v.bias.unwrap(), want);
+}
+
+#[test]
+fn fusion_of_half_precision_tensors_leaves_one_storage() {
+    // §4 bug 7: coremltools keeps float16Value next to the new values; coremlq clears it.
+    let file = ModelFile::open(&fixture("fp16_ip_bias.mlmodel")).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let out = quantize_to_vec(&file, &p, &RunOptions::default()).unwrap();
+    let re = ModelFile::from_bytes(file.path.clone(), out).unwrap();
+    assert_eq!(re.index.layers.len(), 1);
+    for w in &re.index.weights {
+        assert_ne!(w.storage, Storage::Mixed, "{} holds two storages", w.field);
+    }
+    // Weights were float16 and not fused: they stay float16; the fused bias is quantized.
+    let storages: Vec<Storage> = re.index.weights.iter().map(|w| w.storage).collect();
+    assert_eq!(
+        storages,
+        vec![Storage::Float16, Storage::Linear { nbits: 8 }]
+    );
+}

@@ -111,7 +111,6 @@ const DEVIATIONS: &[(&str, &str)] = &[
     ("fuse_output_blob__", "bug 6: coremlq does not fuse across a model output"),
     ("fuse_deconv_scale__", "bug 8: coremlq scales deconvolution weights along the right axis"),
     ("fuse_ip_scale__", "bug 9: coremlq scales an existing bias when the scale layer has none"),
-    ("fuse_conv_scale__", "bug 9: coremlq scales an existing bias when the scale layer has none"),
     ("ml_program__", "coremltools fails to rebuild ML Programs; coremlq leaves them unchanged"),
     ("already_fp16__dequantization", "bug 11: coremlq keeps float16 tensors when dequantizing"),
     ("already_int8__dequantization", "bug 11: coremlq keeps int8 tensors when dequantizing"),

@@ -305,3 +305,26 @@ fn a_fifo_as_model_does_not_hang() {
     let result = on_small_stack(Duration::from_secs(5), move || ModelFile::open(&fifo).err().map(|e| e.to_string()));
     assert!(result.is_some(), "a FIFO was accepted as a model");
 }
+
+/// The committed copies of the hostile inputs match their builders (`UPDATE_HOSTILE=1`
+/// rewrites them), so the fuzzers' seeds and the CLI tests see exactly what is tested here.
+#[test]
+fn committed_hostile_files_are_current() {
+    let dir = root().join("tests/data/hostile");
+    let update = std::env::var_os("UPDATE_HOSTILE").is_some();
+    if update {
+        std::fs::create_dir_all(&dir).expect("mkdir");
+    }
+    for (name, bytes) in committed_files() {
+        let path = dir.join(name);
+        if update {
+            std::fs::write(&path, &bytes).expect("write");
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(committed == bytes, "{} is stale: run with UPDATE_HOSTILE=1", path.display());
+        }
+        if name.ends_with(".mlmodel") {
+            let _ = build(name, &bytes);
+        }
+    }
+}

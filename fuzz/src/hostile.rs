@@ -281,3 +281,101 @@ pub fn with_length(bytes: &[u8], at: usize, old_len: usize, value: u64) -> Vec<u
     out.extend_from_slice(&bytes[at + old_len..]);
     out
 }
+
+/// The hostile inputs committed under `tests/data/hostile/` (name, bytes): small enough to
+/// keep in the repository and to seed the fuzzers.
+pub fn committed_files() -> Vec<(&'static str, Vec<u8>)> {
+    let base = small_model();
+    let prefixes = length_prefixes(&base);
+    let first_len = prefixes.first().copied().unwrap_or((0, 0));
+    let last_len = prefixes.last().copied().unwrap_or((0, 0));
+    let odd = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE / 2.0,
+        -0.0,
+        f32::MAX,
+        f32::MIN,
+        1e-45,
+    ];
+    let non_utf8 = cat(&[
+        ld(1, b"\xff\xfe conv \xc3"),
+        ld(2, b"in\xc0\x80put"),
+        ld(3, b"\xed\xa0\x80"),
+        ld(140, &cat(&[vint(1, 1), vint(2, 1), ld(20, &weight_params(&[1.0]))])),
+    ]);
+    let huge_quant = {
+        let quant =
+            cat(&[vint(1, 1), ld(101, &cat(&[ld(1, &floats(&[1.0])), ld(2, &floats(&[0.0]))]))]);
+        let w = cat(&[ld(30, &[0xff]), ld(40, &quant)]);
+        cat(&[ld(1, b"ip"), ld(140, &cat(&[vint(1, 1 << 30), vint(2, 1 << 30), ld(20, &w)]))])
+    };
+    let subnormal: Vec<f32> = (1..=16).map(|i| f32::from_bits(i)).collect();
+    vec![
+        ("six_bytes_claiming_2gb.mlmodel", ld_lying(2, 1 << 31, &[])),
+        ("outer_length_u64_max.mlmodel", with_length(&base, first_len.0, first_len.1, u64::MAX)),
+        ("inner_length_2gb.mlmodel", with_length(&base, last_len.0, last_len.1, 1 << 31)),
+        ("truncated_in_weights.mlmodel", base[..base.len().saturating_sub(7)].to_vec()),
+        ("unterminated_varint.mlmodel", vec![0x08, 0xff, 0xff, 0xff]),
+        ("eleven_byte_varint.mlmodel", cat(&[vec![0x08], vec![0xff; 10], vec![0x01]])),
+        ("deep_branch_200.mlmodel", deep_branch_model(200)),
+        ("deep_pipeline_200.mlmodel", deep_pipeline_model(200)),
+        ("empty_network.mlmodel", nn_model(&[])),
+        ("thousand_empty_layers.mlmodel", many_empty_layers_model(1000)),
+        ("non_utf8_names.mlmodel", nn_model(&[non_utf8])),
+        ("nan_inf_subnormal.mlmodel", values_model(&odd)),
+        ("all_subnormal.mlmodel", values_model(&subnormal)),
+        ("all_nan.mlmodel", values_model(&[f32::NAN; 8])),
+        ("zero_by_zero.mlmodel", nn_model(&[inner_product_layer(b"ip", 0, 0, &[], None)])),
+        ("header_without_values.mlmodel", nn_model(&[inner_product_layer(b"ip", 4, 4, &[], None)])),
+        (
+            "three_byte_floats.mlmodel",
+            nn_model(&[cat(&[
+                ld(1, b"ip"),
+                ld(140, &cat(&[vint(1, 1), vint(2, 1), ld(20, &ld(1, &[0, 0, 0x80]))])),
+            ])]),
+        ),
+        (
+            "overflowing_shape.mlmodel",
+            nn_model(&[inner_product_layer(b"ip", u64::MAX, u64::MAX, &[1.0], None)]),
+        ),
+        ("huge_quantized_shape.mlmodel", nn_model(&[huge_quant])),
+        (
+            "colliding_layer_names.mlmodel",
+            pipeline_model(&[("first", small_model()), ("second", small_model())]),
+        ),
+        ("deep_nesting.quant.json", "[".repeat(5000).into_bytes()),
+        ("deep_objects.quant.json", "{\"layers\":".repeat(3000).into_bytes()),
+        (
+            "huge_numbers.quant.json",
+            format!("{{\"nbits\": 1e{}, \"lut\": [-1e999, 1e-999, 123456789012345678901234567890]}}", "9".repeat(400))
+                .into_bytes(),
+        ),
+        ("not_utf8.quant.json", b"{\"model\": \"\xff\xfe.mlmodel\", \"nbits\": 8}".to_vec()),
+        (
+            "self_model.quant.json",
+            b"{\"model\": \"self_model.quant.json\", \"nbits\": 8}".to_vec(),
+        ),
+        (
+            "self_output.quant.json",
+            b"{\"model\": \"../../fixtures/models/conv.mlmodel\", \"output\": \"self_output.quant.json\", \"nbits\": 8}".to_vec(),
+        ),
+        (
+            "output_is_input.quant.json",
+            b"{\"model\": \"../../fixtures/models/conv.mlmodel\", \"output\": \"../../fixtures/models/conv.mlmodel\", \"nbits\": 8}".to_vec(),
+        ),
+        (
+            "output_outside_workspace.quant.json",
+            b"{\"model\": \"../../fixtures/models/conv.mlmodel\", \"output\": \"../../../../outside.mlmodel\", \"nbits\": 8}".to_vec(),
+        ),
+        (
+            "model_is_dev_zero.quant.json",
+            b"{\"model\": \"/dev/zero\", \"nbits\": 8}".to_vec(),
+        ),
+        (
+            "model_is_a_folder.quant.json",
+            b"{\"model\": \".\", \"nbits\": 8}".to_vec(),
+        ),
+    ]
+}

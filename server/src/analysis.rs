@@ -16,7 +16,10 @@ pub fn resolve_model(snap: &Snapshot, model: &str) -> Option<PathBuf> {
     if path.is_absolute() {
         return Some(path.to_path_buf());
     }
-    let base = snap.base_dir().map(Path::to_path_buf).or_else(|| snap.session.workspace_folders.first().cloned())?;
+    let base = snap
+        .base_dir()
+        .map(Path::to_path_buf)
+        .or_else(|| snap.session.workspace_folders.first().cloned())?;
     Some(base.join(path))
 }
 
@@ -36,6 +39,12 @@ pub fn with_analysis<T>(snap: &Snapshot, f: impl FnOnce(&Analysis) -> T) -> T {
         Some(Ok(file)) => ModelInput::Loaded(file),
         Some(Err(e)) => ModelInput::Failed(e.to_string()),
     };
-    let analysis = Analysis::new(&snap.text, parse, input);
+    let analysis =
+        Analysis::with_planner(&snap.text, parse, input, |file, settings| match &loaded {
+            Some(l) => snap
+                .models
+                .plan(l, settings, || ide::analysis::plan_for(file, settings)),
+            None => ide::analysis::plan_for(file, settings),
+        });
     f(&analysis)
 }

@@ -37,7 +37,10 @@ pub fn handle(snap: &Snapshot, params: &CodeActionParams) -> Option<CodeActionRe
                     let edits: Vec<TextEdit> = fix
                         .edits
                         .iter()
-                        .map(|e| TextEdit { range: snap.range(e.range.clone()), new_text: e.new_text.clone() })
+                        .map(|e| TextEdit {
+                            range: snap.range(e.range.clone()),
+                            new_text: e.new_text.clone(),
+                        })
                         .collect();
                     out.push(CodeActionOrCommand::CodeAction(CodeAction {
                         title: fix.title.clone(),
@@ -53,7 +56,8 @@ pub fn handle(snap: &Snapshot, params: &CodeActionParams) -> Option<CodeActionRe
                 }
             }
         }
-        let ready = an.plan.is_some() && !an.diagnostics.iter().any(|d| d.severity == Severity::Error);
+        let ready =
+            an.plan().is_some() && !an.diagnostics.iter().any(|d| d.severity == Severity::Error);
         if ready && wanted(only, &QUANTIZE_KIND) {
             out.push(CodeActionOrCommand::CodeAction(CodeAction {
                 title: "Quantize model".into(),
@@ -61,7 +65,9 @@ pub fn handle(snap: &Snapshot, params: &CodeActionParams) -> Option<CodeActionRe
                 command: Some(Command {
                     title: "Quantize model".into(),
                     command: QUANTIZE.into(),
-                    arguments: Some(vec![serde_json::Value::String(snap.uri.as_str().to_owned())]),
+                    arguments: Some(vec![serde_json::Value::String(
+                        snap.uri.as_str().to_owned(),
+                    )]),
                 }),
                 ..Default::default()
             }));

@@ -13,13 +13,17 @@ pub fn handle(snap: &Snapshot, _params: &CodeLensParams) -> Option<Vec<CodeLens>
     if !snap.session.settings.code_lens {
         return Some(Vec::new());
     }
-    let title = with_analysis(snap, |an| an.model.is_some().then(|| hints::quantize_lens_title(an)))?;
+    let title = with_analysis(snap, |an| {
+        an.model.is_some().then(|| hints::quantize_lens_title(an))
+    })?;
     Some(vec![CodeLens {
         range: Range::new(Position::new(0, 0), Position::new(0, 0)),
         command: Some(Command {
             title,
             command: QUANTIZE.into(),
-            arguments: Some(vec![serde_json::Value::String(snap.uri.as_str().to_owned())]),
+            arguments: Some(vec![serde_json::Value::String(
+                snap.uri.as_str().to_owned(),
+            )]),
         }),
         data: None,
     }])

@@ -39,7 +39,10 @@ pub struct Jobs {
 impl Jobs {
     /// Registers a new job; returns its progress token and cancellation flag.
     pub fn start(&self) -> (String, CancelToken) {
-        let token = format!("coremlq-quantize-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let token = format!(
+            "coremlq-quantize-{}",
+            self.next.fetch_add(1, Ordering::Relaxed) + 1
+        );
         let cancel = CancelToken::new();
         if let Ok(mut running) = self.running.lock() {
             running.insert(token.clone(), cancel.clone());
@@ -86,16 +89,27 @@ impl Drop for JobGuard<'_> {
 }
 
 fn invalid(message: impl Into<String>) -> Error {
-    Error { code: ErrorCode::InvalidParams, message: message.into().into(), data: None }
+    Error {
+        code: ErrorCode::InvalidParams,
+        message: message.into().into(),
+        data: None,
+    }
 }
 
 fn failed(message: impl Into<String>) -> Error {
-    Error { code: ErrorCode::ServerError(-32803), message: message.into().into(), data: None }
+    Error {
+        code: ErrorCode::ServerError(-32803),
+        message: message.into().into(),
+        data: None,
+    }
 }
 
 /// The config URI in a command's arguments.
 fn config_uri(params: &ExecuteCommandParams) -> Result<Uri> {
-    let arg = params.arguments.first().ok_or_else(|| invalid("expected [config uri]"))?;
+    let arg = params
+        .arguments
+        .first()
+        .ok_or_else(|| invalid("expected [config uri]"))?;
     serde_json::from_value(arg.clone()).map_err(|e| invalid(format!("config uri: {e}")))
 }
 
@@ -104,8 +118,12 @@ fn snapshot_of(inner: &Inner, uri: &Uri) -> Result<Snapshot> {
     if let Some(s) = inner.snapshot(uri) {
         return Ok(s);
     }
-    let path = uri.to_file_path().ok_or_else(|| invalid(format!("{}: not a file", uri.as_str())))?.into_owned();
-    let text = std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let path = uri
+        .to_file_path()
+        .ok_or_else(|| invalid(format!("{}: not a file", uri.as_str())))?
+        .into_owned();
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
     let doc = crate::documents::Document::new(uri.clone(), 0, &text);
     Ok(Snapshot {
         uri: uri.clone(),
@@ -139,9 +157,14 @@ pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result
 /// The JSON summary of a config's model.
 pub fn model_summary(snap: &Snapshot) -> Result<Value> {
     with_analysis(snap, |an| {
-        let m = an.model.ok_or_else(|| failed(first_error(an).unwrap_or_else(|| "the config names no model".into())))?;
+        let m = an.model.ok_or_else(|| {
+            failed(first_error(an).unwrap_or_else(|| "the config names no model".into()))
+        })?;
         let idx = &m.index;
-        let root = idx.models.first().ok_or_else(|| failed("the model index is empty"))?;
+        let root = idx
+            .models
+            .first()
+            .ok_or_else(|| failed("the model index is empty"))?;
         let types: Vec<Value> = facts::type_stats(idx)
             .into_iter()
             .map(|t| json!({"type": t.name, "layers": t.layers, "weightBytes": t.bytes}))
@@ -151,7 +174,7 @@ pub fn model_summary(snap: &Snapshot) -> Result<Value> {
             .take(20)
             .map(|l| json!({"name": l.name, "type": l.layer_type, "weights": l.weights, "weightBytes": l.bytes}))
             .collect();
-        let estimate = an.estimate.map(|e| {
+        let estimate = an.estimate().map(|e| {
             json!({"bytesBefore": e.bytes_before, "bytesAfter": e.bytes_after,
                    "weightBytesBefore": e.weight_bytes_before, "weightBytesAfter": e.weight_bytes_after})
         });
@@ -176,7 +199,10 @@ pub fn model_summary(snap: &Snapshot) -> Result<Value> {
 }
 
 fn first_error(an: &ide::Analysis) -> Option<String> {
-    an.diagnostics.iter().find(|d| d.severity == Severity::Error).map(|d| d.message.clone())
+    an.diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Error)
+        .map(|d| d.message.clone())
 }
 
 /// Where the quantized model goes: `output`, or the default name beside the model.
@@ -190,9 +216,13 @@ fn output_path(snap: &Snapshot, an: &ide::Analysis) -> Option<PathBuf> {
 }
 
 fn inside_workspace(path: &Path, folders: &[PathBuf]) -> bool {
-    let parent = path.parent().map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
+    let parent = path
+        .parent()
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
     let Some(parent) = parent else { return false };
-    folders.iter().any(|f| parent.starts_with(f.canonicalize().unwrap_or_else(|_| f.clone())))
+    folders
+        .iter()
+        .any(|f| parent.starts_with(f.canonicalize().unwrap_or_else(|_| f.clone())))
 }
 
 /// Everything a run needs, prepared off the event loop.
@@ -209,9 +239,16 @@ fn prepare(snap: &Snapshot) -> std::result::Result<Prepared, String> {
         if let Some(e) = first_error(an) {
             return Err(format!("the config has errors: {e}"));
         }
-        let plan = an.plan.clone().ok_or("the config does not give enough to plan (nbits?)")?;
+        let plan = an
+            .plan()
+            .cloned()
+            .ok_or("the config does not give enough to plan (nbits?)")?;
         let output = output_path(snap, an).ok_or("cannot tell where to write the output")?;
-        Ok(Prepared { loaded: loaded.clone(), plan, output })
+        Ok(Prepared {
+            loaded: loaded.clone(),
+            plan,
+            output,
+        })
     })
 }
 
@@ -219,39 +256,71 @@ async fn quantize_command(inner: &Arc<Inner>, snap: Snapshot) -> Result<Value> {
     let client = &inner.client;
     let prep = {
         let snap = snap.clone();
-        tokio::task::spawn_blocking(move || prepare(&snap)).await.map_err(|e| failed(e.to_string()))?
+        tokio::task::spawn_blocking(move || prepare(&snap))
+            .await
+            .map_err(|e| failed(e.to_string()))?
     };
     let prep = match prep {
         Ok(p) => p,
         Err(msg) => {
-            client.show_message(MessageType::ERROR, format!("Quantize: {msg}")).await;
+            client
+                .show_message(MessageType::ERROR, format!("Quantize: {msg}"))
+                .await;
             return Err(failed(msg));
         }
     };
     let session = inner.session();
     if !inside_workspace(&prep.output, &session.workspace_folders) {
-        let write = MessageActionItem { title: "Write".into(), properties: HashMap::new() };
-        let cancel = MessageActionItem { title: "Cancel".into(), properties: HashMap::new() };
+        let write = MessageActionItem {
+            title: "Write".into(),
+            properties: HashMap::new(),
+        };
+        let cancel = MessageActionItem {
+            title: "Cancel".into(),
+            properties: HashMap::new(),
+        };
         let answer = client
             .show_message_request(
                 MessageType::WARNING,
-                format!("{} is outside the workspace folders. Write it anyway?", prep.output.display()),
+                format!(
+                    "{} is outside the workspace folders. Write it anyway?",
+                    prep.output.display()
+                ),
                 Some(vec![write, cancel]),
             )
             .await;
         let confirmed = matches!(answer, Ok(Some(ref a)) if a.title == "Write");
         if !confirmed {
-            let msg = format!("Not written: {} is outside the workspace folders", prep.output.display());
+            let msg = format!(
+                "Not written: {} is outside the workspace folders",
+                prep.output.display()
+            );
             client.show_message(MessageType::WARNING, &msg).await;
             return Ok(json!({"written": false, "message": msg}));
         }
     }
 
     let (token, cancel) = inner.jobs.start();
-    let _guard = JobGuard { jobs: &inner.jobs, token: token.clone(), cancel: cancel.clone() };
+    let _guard = JobGuard {
+        jobs: &inner.jobs,
+        token: token.clone(),
+        cancel: cancel.clone(),
+    };
     let progress_token = ProgressToken::String(token.clone());
-    let progress = if session.flags.work_done_progress && client.create_work_done_progress(progress_token.clone()).await.is_ok() {
-        Some(client.progress(progress_token, "Quantizing").with_percentage(0).with_cancel_button().begin().await)
+    let progress = if session.flags.work_done_progress
+        && client
+            .create_work_done_progress(progress_token.clone())
+            .await
+            .is_ok()
+    {
+        Some(
+            client
+                .progress(progress_token, "Quantizing")
+                .with_percentage(0)
+                .with_cancel_button()
+                .begin()
+                .await,
+        )
     } else {
         None
     };
@@ -264,7 +333,11 @@ async fn quantize_command(inner: &Arc<Inner>, snap: Snapshot) -> Result<Value> {
         })),
         ..RunOptions::default()
     };
-    let Prepared { loaded, plan, output } = prep;
+    let Prepared {
+        loaded,
+        plan,
+        output,
+    } = prep;
     let out = output.clone();
     let mut job = tokio::task::spawn_blocking(move || match &*loaded {
         Ok(file) => quant::quantize(file, &plan, &out, &opts).map_err(|e| match e {
@@ -294,18 +367,25 @@ async fn quantize_command(inner: &Arc<Inner>, snap: Snapshot) -> Result<Value> {
                 facts::count(report.bytes_after),
                 facts::change(report.bytes_before, report.bytes_after)
             ),
-            Ok(json!({"written": true, "output": report.output, "bytesBefore": report.bytes_before,
-                      "bytesAfter": report.bytes_after})),
+            Ok(
+                json!({"written": true, "output": report.output, "bytesBefore": report.bytes_before,
+                      "bytesAfter": report.bytes_after}),
+            ),
         ),
-        Err(None) => {
-            ("Quantization cancelled; nothing was written".to_owned(), Ok(json!({"written": false, "cancelled": true})))
-        }
+        Err(None) => (
+            "Quantization cancelled; nothing was written".to_owned(),
+            Ok(json!({"written": false, "cancelled": true})),
+        ),
         Err(Some(e)) => (format!("Quantize failed: {e}"), Err(failed(e))),
     };
     if let Some(progress) = progress {
         progress.finish_with_message(message.clone()).await;
     }
-    let kind = if value.is_ok() { MessageType::INFO } else { MessageType::ERROR };
+    let kind = if value.is_ok() {
+        MessageType::INFO
+    } else {
+        MessageType::ERROR
+    };
     client.show_message(kind, &message).await;
     value
 }

@@ -34,11 +34,18 @@ pub fn handle(snap: &Snapshot, params: &CompletionParams) -> Option<CompletionRe
             }),
             detail: i.detail,
             documentation: i.documentation.map(|d| {
-                Documentation::MarkupContent(MarkupContent { kind: MarkupKind::Markdown, value: d })
+                Documentation::MarkupContent(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: d,
+                })
             }),
             sort_text: Some(i.sort_text),
             filter_text: i.filter_text,
-            insert_text_format: Some(if i.snippet { InsertTextFormat::SNIPPET } else { InsertTextFormat::PLAIN_TEXT }),
+            insert_text_format: Some(if i.snippet {
+                InsertTextFormat::SNIPPET
+            } else {
+                InsertTextFormat::PLAIN_TEXT
+            }),
             text_edit: Some(CompletionTextEdit::Edit(TextEdit {
                 range: snap.range(i.edit.range),
                 new_text: i.edit.new_text,
@@ -60,7 +67,9 @@ pub fn model_files(dir: &Path) -> Vec<PathCandidate> {
 }
 
 fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<PathCandidate>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten().take(2000) {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || name == "target" || name == "node_modules" {
@@ -69,11 +78,17 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<PathCandidate>) {
         let rel = format!("{prefix}{name}");
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_dir && name.ends_with(".mlpackage") {
-            out.push(PathCandidate { path: rel, package: true });
+            out.push(PathCandidate {
+                path: rel,
+                package: true,
+            });
         } else if is_dir && depth < 3 {
             walk(&entry.path(), &format!("{rel}/"), depth + 1, out);
         } else if name.ends_with(".mlmodel") {
-            out.push(PathCandidate { path: rel, package: false });
+            out.push(PathCandidate {
+                path: rel,
+                package: false,
+            });
         }
     }
 }

@@ -21,7 +21,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { inlay_hints: true, code_lens: true, diagnostics_delay_ms: 30, poll_interval_ms: 1000 }
+        Settings {
+            inlay_hints: true,
+            code_lens: true,
+            diagnostics_delay_ms: 30,
+            poll_interval_ms: 1000,
+        }
     }
 }
 

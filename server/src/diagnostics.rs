@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tower_lsp_server::ls_types::{
-    self as lsp, DiagnosticSeverity, NumberOrString, Uri,
-};
+use tower_lsp_server::ls_types::{self as lsp, DiagnosticSeverity, NumberOrString, Uri};
 
 use crate::state::{Inner, Snapshot};
 use coremlq::ide;
@@ -33,7 +31,9 @@ impl Scheduler {
     }
 
     fn is_latest(&self, uri: &Uri, generation: u64) -> bool {
-        self.latest.lock().is_ok_and(|l| l.get(uri.as_str()) == Some(&generation))
+        self.latest
+            .lock()
+            .is_ok_and(|l| l.get(uri.as_str()) == Some(&generation))
     }
 }
 
@@ -49,7 +49,9 @@ pub fn schedule(inner: &Arc<Inner>, uri: &Uri, delay: Duration) {
         if !inner.diagnostics.is_latest(&uri, generation) {
             return;
         }
-        let Some(snap) = inner.snapshot(&uri) else { return };
+        let Some(snap) = inner.snapshot(&uri) else {
+            return;
+        };
         let version = snap.version;
         let Ok(diags) = tokio::task::spawn_blocking(move || compute(&snap)).await else {
             return;
@@ -77,7 +79,10 @@ async fn publish(inner: &Inner, uri: Uri, version: i32, diags: Vec<lsp::Diagnost
         return;
     }
     published.insert(uri.as_str().to_owned(), Some(version));
-    inner.client.publish_diagnostics(uri, diags, Some(version)).await;
+    inner
+        .client
+        .publish_diagnostics(uri, diags, Some(version))
+        .await;
 }
 
 /// Clears the diagnostics of a closed document.
@@ -85,12 +90,17 @@ pub async fn clear(inner: &Inner, uri: Uri) {
     inner.diagnostics.begin(&uri);
     let mut published = inner.diagnostics.published.lock().await;
     published.remove(uri.as_str());
-    inner.client.publish_diagnostics(uri, Vec::new(), None).await;
+    inner
+        .client
+        .publish_diagnostics(uri, Vec::new(), None)
+        .await;
 }
 
 /// The protocol diagnostics of a snapshot (blocking: runs the analysis).
 pub fn compute(snap: &Snapshot) -> Vec<lsp::Diagnostic> {
-    crate::analysis::with_analysis(snap, |an| an.diagnostics.iter().map(|d| to_lsp(snap, d)).collect())
+    crate::analysis::with_analysis(snap, |an| {
+        an.diagnostics.iter().map(|d| to_lsp(snap, d)).collect()
+    })
 }
 
 /// Converts one diagnostic.

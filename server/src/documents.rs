@@ -25,11 +25,21 @@ pub struct Document {
 impl Document {
     /// A new document.
     pub fn new(uri: Uri, version: i32, text: &str) -> Document {
-        Document { uri, version, rope: Rope::from_str(text), text: Arc::from(text) }
+        Document {
+            uri,
+            version,
+            rope: Rope::from_str(text),
+            text: Arc::from(text),
+        }
     }
 
     /// Applies the changes of one `didChange`, in order, and bumps the version.
-    pub fn apply(&mut self, version: i32, changes: &[TextDocumentContentChangeEvent], enc: Encoding) {
+    pub fn apply(
+        &mut self,
+        version: i32,
+        changes: &[TextDocumentContentChangeEvent],
+        enc: Encoding,
+    ) {
         for change in changes {
             match change.range {
                 Some(range) => {
@@ -56,7 +66,8 @@ pub struct Documents {
 impl Documents {
     /// Opens (or reopens) a document.
     pub fn open(&mut self, uri: Uri, version: i32, text: &str) {
-        self.docs.insert(uri.as_str().to_owned(), Document::new(uri, version, text));
+        self.docs
+            .insert(uri.as_str().to_owned(), Document::new(uri, version, text));
     }
 
     /// Applies a change; returns the document, or `None` when it is not open.
@@ -109,11 +120,19 @@ mod tests {
         doc.apply(2, &[edit(0, 11, 0, 13, "né")], Encoding::Utf16);
         assert_eq!(&*doc.text, "{\"model\": \"né.mlmodel\"}\n");
         // Then, in UTF-8 columns, insert after "é" (bytes 11..14).
-        doc.apply(3, &[edit(0, 14, 0, 14, "x"), edit(1, 0, 1, 0, "// ü")], Encoding::Utf8);
+        doc.apply(
+            3,
+            &[edit(0, 14, 0, 14, "x"), edit(1, 0, 1, 0, "// ü")],
+            Encoding::Utf8,
+        );
         assert_eq!(&*doc.text, "{\"model\": \"néx.mlmodel\"}\n// ü");
         assert_eq!(doc.version, 3);
         // A full replacement.
-        let full = TextDocumentContentChangeEvent { range: None, range_length: None, text: "{}".into() };
+        let full = TextDocumentContentChangeEvent {
+            range: None,
+            range_length: None,
+            text: "{}".into(),
+        };
         doc.apply(4, &[full], Encoding::Utf8);
         assert_eq!(&*doc.text, "{}");
     }

@@ -30,7 +30,10 @@ use tower_lsp_server::{ClientSocket, LspService, Server};
 /// The service with every method the server handles, including the custom notifications.
 pub fn service() -> (LspService<Backend>, ClientSocket) {
     LspService::build(Backend::new)
-        .custom_method("window/workDoneProgress/cancel", Backend::work_done_progress_cancel)
+        .custom_method(
+            "window/workDoneProgress/cancel",
+            Backend::work_done_progress_cancel,
+        )
         .custom_method(transport::MALFORMED, Backend::malformed_message)
         .finish()
 }

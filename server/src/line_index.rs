@@ -100,7 +100,11 @@ pub fn range(rope: &Rope, bytes: Range<usize>, enc: Encoding) -> tower_lsp_serve
 }
 
 /// The byte range of an LSP range (start and end ordered).
-pub fn byte_range(rope: &Rope, range: tower_lsp_server::ls_types::Range, enc: Encoding) -> Range<usize> {
+pub fn byte_range(
+    rope: &Rope,
+    range: tower_lsp_server::ls_types::Range,
+    enc: Encoding,
+) -> Range<usize> {
     let a = offset(rope, range.start, enc);
     let b = offset(rope, range.end, enc);
     a.min(b)..a.max(b)
@@ -172,7 +176,10 @@ mod tests {
     fn unicode_line_separators_are_not_line_breaks() {
         // U+2028 and NEL are ordinary characters for the protocol.
         let rope = Rope::from_str("a\u{2028}b\u{85}c\nd");
-        assert_eq!(position(&rope, rope.len_bytes(), Encoding::Utf16), pos(1, 1));
+        assert_eq!(
+            position(&rope, rope.len_bytes(), Encoding::Utf16),
+            pos(1, 1)
+        );
         assert_eq!(position(&rope, 4, Encoding::Utf16), pos(0, 2));
     }
 
@@ -180,7 +187,10 @@ mod tests {
     fn negotiation() {
         let both = [PositionEncodingKind::UTF16, PositionEncodingKind::UTF8];
         assert_eq!(Encoding::negotiate(Some(&both)), Encoding::Utf8);
-        assert_eq!(Encoding::negotiate(Some(&[PositionEncodingKind::UTF32])), Encoding::Utf16);
+        assert_eq!(
+            Encoding::negotiate(Some(&[PositionEncodingKind::UTF32])),
+            Encoding::Utf16
+        );
         assert_eq!(Encoding::negotiate(None), Encoding::Utf16);
     }
 }

@@ -20,7 +20,9 @@ fn main() -> anyhow::Result<()> {
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(coremlq_lsp::serve(tokio::io::stdin(), tokio::io::stdout()));
     // A thread may still be blocked reading stdin: do not wait for it.
     runtime.shutdown_background();

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use coremlq::ide::analysis::Planned;
 use coremlq::model::{ModelError, ModelFile};
+use coremlq::quant::Settings;
 
 /// The outcome of opening a model: the indexed file, or why it could not be read.
 pub type Loaded = Arc<Result<ModelFile, ModelError>>;
@@ -26,7 +28,10 @@ impl Stamp {
     pub fn of(path: &Path) -> Option<Stamp> {
         let file = coremlq::model::open::resolve(path).ok()?;
         let meta = std::fs::metadata(file).ok()?;
-        Some(Stamp { len: meta.len(), mtime: meta.modified().ok() })
+        Some(Stamp {
+            len: meta.len(),
+            mtime: meta.modified().ok(),
+        })
     }
 }
 
@@ -39,7 +44,13 @@ struct Entry {
 #[derive(Default)]
 pub struct ModelCache {
     entries: Mutex<HashMap<PathBuf, Entry>>,
+    /// Recent plans by model (the `Loaded` kept alive, so its address is its identity) and
+    /// settings, most recent first.
+    plans: Mutex<Vec<(Loaded, Settings, Planned)>>,
 }
+
+/// Plans kept per server (a few configs on a few models).
+const PLANS_KEPT: usize = 16;
 
 impl ModelCache {
     /// The model at `path`, indexing it when it is new or changed on disk. Blocking: call it
@@ -51,7 +62,13 @@ impl ModelCache {
         }
         let loaded: Loaded = Arc::new(ModelFile::open(path));
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(path.to_path_buf(), Entry { stamp, loaded: loaded.clone() });
+            entries.insert(
+                path.to_path_buf(),
+                Entry {
+                    stamp,
+                    loaded: loaded.clone(),
+                },
+            );
         }
         loaded
     }
@@ -62,6 +79,32 @@ impl ModelCache {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(path)?;
         (stamp.is_some() && entry.stamp == stamp).then(|| entry.loaded.clone())
+    }
+
+    /// The plan of `settings` on the model `loaded`, from the cache or made by `make`.
+    pub fn plan(
+        &self,
+        loaded: &Loaded,
+        settings: &Settings,
+        make: impl FnOnce() -> Planned,
+    ) -> Planned {
+        if let Ok(mut plans) = self.plans.lock() {
+            if let Some(i) = plans
+                .iter()
+                .position(|(l, s, _)| Arc::ptr_eq(l, loaded) && s == settings)
+            {
+                let hit = plans.remove(i);
+                let planned = hit.2.clone();
+                plans.insert(0, hit);
+                return planned;
+            }
+        }
+        let planned = make();
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.insert(0, (loaded.clone(), settings.clone(), planned.clone()));
+            plans.truncate(PLANS_KEPT);
+        }
+        planned
     }
 
     /// Whether the file at `path` differs from what was indexed (or was never indexed).
@@ -75,7 +118,10 @@ impl ModelCache {
 
     /// The paths indexed so far.
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.entries.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default()
+        self.entries
+            .lock()
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Forgets a path, and every cached model inside it or holding it (a watched-file
@@ -83,6 +129,12 @@ impl ModelCache {
     pub fn invalidate_under(&self, path: &Path) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|p, _| !p.starts_with(path) && !path.starts_with(p));
+        }
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.retain(|(l, _, _)| match &**l {
+                Ok(f) => !f.path.starts_with(path) && !path.starts_with(&f.path),
+                Err(_) => false,
+            });
         }
     }
 }

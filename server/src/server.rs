@@ -14,8 +14,7 @@ use crate::config::{Settings, SECTION};
 use crate::line_index::Encoding;
 use crate::state::{ClientFlags, Inner, Snapshot};
 use crate::{
-    code_action, code_lens, commands, completion, diagnostics, hover, inlay_hints, symbols,
-    watcher,
+    code_action, code_lens, commands, completion, diagnostics, hover, inlay_hints, symbols, watcher,
 };
 
 /// The server; one per client connection.
@@ -26,7 +25,9 @@ pub struct Backend {
 impl Backend {
     /// A server talking to `client`.
     pub fn new(client: Client) -> Backend {
-        Backend { inner: Arc::new(Inner::new(client)) }
+        Backend {
+            inner: Arc::new(Inner::new(client)),
+        }
     }
 
     /// The shared state (for handlers and tests).
@@ -41,10 +42,15 @@ impl Backend {
         T: Send + 'static,
         F: FnOnce(Snapshot) -> Option<T> + Send + 'static,
     {
-        let Some(snap) = self.inner.snapshot(uri) else { return Ok(None) };
+        let Some(snap) = self.inner.snapshot(uri) else {
+            return Ok(None);
+        };
         tokio::task::spawn_blocking(move || f(snap))
             .await
-            .map_err(|e| Error { message: e.to_string().into(), ..Error::internal_error() })
+            .map_err(|e| Error {
+                message: e.to_string().into(),
+                ..Error::internal_error()
+            })
     }
 
     /// `window/workDoneProgress/cancel`: stops the job running under that token.
@@ -54,8 +60,17 @@ impl Backend {
 
     /// A message that was not JSON: reported in the client's log, otherwise ignored.
     pub async fn malformed_message(&self, params: Value) {
-        let error = params.get("error").and_then(Value::as_str).unwrap_or("unknown error");
-        self.inner.client.log_message(MessageType::ERROR, format!("coremlq-lsp: ignored a malformed message: {error}")).await;
+        let error = params
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
+        self.inner
+            .client
+            .log_message(
+                MessageType::ERROR,
+                format!("coremlq-lsp: ignored a malformed message: {error}"),
+            )
+            .await;
     }
 
     /// Pulls settings through `workspace/configuration` when the client offers it.
@@ -63,7 +78,10 @@ impl Backend {
         if !self.inner.session().flags.configuration {
             return;
         }
-        let item = ConfigurationItem { scope_uri: None, section: Some(SECTION.into()) };
+        let item = ConfigurationItem {
+            scope_uri: None,
+            section: Some(SECTION.into()),
+        };
         if let Ok(values) = self.inner.client.configuration(vec![item]).await {
             if let Some(value) = values.first().filter(|v| !v.is_null()) {
                 let settings = Settings::from_value(value);
@@ -78,7 +96,10 @@ impl Backend {
         if session.flags.watch_files {
             let watchers: Vec<FileSystemWatcher> = ["**/*.mlmodel", "**/*.mlpackage/**"]
                 .into_iter()
-                .map(|glob| FileSystemWatcher { glob_pattern: GlobPattern::String(glob.into()), kind: None })
+                .map(|glob| FileSystemWatcher {
+                    glob_pattern: GlobPattern::String(glob.into()),
+                    kind: None,
+                })
                 .collect();
             let options = DidChangeWatchedFilesRegistrationOptions { watchers };
             let registration = Registration {
@@ -86,7 +107,13 @@ impl Backend {
                 method: "workspace/didChangeWatchedFiles".into(),
                 register_options: serde_json::to_value(options).ok(),
             };
-            if self.inner.client.register_capability(vec![registration]).await.is_ok() {
+            if self
+                .inner
+                .client
+                .register_capability(vec![registration])
+                .await
+                .is_ok()
+            {
                 self.inner.update_session(|s| s.client_watches = true);
                 return;
             }
@@ -94,7 +121,6 @@ impl Backend {
         watcher::spawn_poller(&self.inner);
     }
 }
-
 
 fn folder_paths(params: &InitializeParams) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = params
@@ -116,11 +142,13 @@ fn folder_paths(params: &InitializeParams) -> Vec<PathBuf> {
 pub fn capabilities(encoding: Encoding) -> ServerCapabilities {
     ServerCapabilities {
         position_encoding: Some(encoding.kind()),
-        text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
-            open_close: Some(true),
-            change: Some(TextDocumentSyncKind::INCREMENTAL),
-            ..Default::default()
-        })),
+        text_document_sync: Some(TextDocumentSyncCapability::Options(
+            TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::INCREMENTAL),
+                ..Default::default()
+            },
+        )),
         completion_provider: Some(CompletionOptions {
             trigger_characters: Some(vec!["\"".into(), ":".into(), "/".into()]),
             ..Default::default()
@@ -135,7 +163,9 @@ pub fn capabilities(encoding: Encoding) -> ServerCapabilities {
             ..Default::default()
         }),
         inlay_hint_provider: Some(OneOf::Left(true)),
-        code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
+        code_lens_provider: Some(CodeLensOptions {
+            resolve_provider: Some(false),
+        }),
         document_symbol_provider: Some(OneOf::Left(true)),
         ..Default::default()
     }
@@ -143,10 +173,18 @@ pub fn capabilities(encoding: Encoding) -> ServerCapabilities {
 
 impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
-        let offered = params.capabilities.general.as_ref().and_then(|g| g.position_encodings.as_deref());
+        let offered = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|g| g.position_encodings.as_deref());
         let encoding = Encoding::negotiate(offered);
         let flags = ClientFlags::from_capabilities(&params.capabilities);
-        let settings = params.initialization_options.as_ref().map(Settings::from_value).unwrap_or_default();
+        let settings = params
+            .initialization_options
+            .as_ref()
+            .map(Settings::from_value)
+            .unwrap_or_default();
         let folders = folder_paths(&params);
         self.inner.update_session(|s| {
             s.encoding = encoding;
@@ -176,7 +214,9 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let doc = params.text_document;
-        self.inner.docs().open(doc.uri.clone(), doc.version, &doc.text);
+        self.inner
+            .docs()
+            .open(doc.uri.clone(), doc.version, &doc.text);
         diagnostics::schedule(&self.inner, &doc.uri, Duration::ZERO);
     }
 
@@ -187,7 +227,12 @@ impl LanguageServer for Backend {
         let applied = self
             .inner
             .docs()
-            .change(&uri, params.text_document.version, &params.content_changes, session.encoding)
+            .change(
+                &uri,
+                params.text_document.version,
+                &params.content_changes,
+                session.encoding,
+            )
             .is_some();
         if applied {
             let delay = Duration::from_millis(session.settings.diagnostics_delay_ms);
@@ -221,32 +266,45 @@ impl LanguageServer for Backend {
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let uri = params.text_document_position.text_document.uri.clone();
-        self.with_snapshot(&uri, move |snap| completion::handle(&snap, &params)).await
+        self.with_snapshot(&uri, move |snap| completion::handle(&snap, &params))
+            .await
     }
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
-        let uri = params.text_document_position_params.text_document.uri.clone();
-        self.with_snapshot(&uri, move |snap| hover::handle(&snap, &params)).await
+        let uri = params
+            .text_document_position_params
+            .text_document
+            .uri
+            .clone();
+        self.with_snapshot(&uri, move |snap| hover::handle(&snap, &params))
+            .await
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         let uri = params.text_document.uri.clone();
-        self.with_snapshot(&uri, move |snap| code_action::handle(&snap, &params)).await
+        self.with_snapshot(&uri, move |snap| code_action::handle(&snap, &params))
+            .await
     }
 
     async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
         let uri = params.text_document.uri.clone();
-        self.with_snapshot(&uri, move |snap| inlay_hints::handle(&snap, &params)).await
+        self.with_snapshot(&uri, move |snap| inlay_hints::handle(&snap, &params))
+            .await
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
         let uri = params.text_document.uri.clone();
-        self.with_snapshot(&uri, move |snap| code_lens::handle(&snap, &params)).await
+        self.with_snapshot(&uri, move |snap| code_lens::handle(&snap, &params))
+            .await
     }
 
-    async fn document_symbol(&self, params: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
+    async fn document_symbol(
+        &self,
+        params: DocumentSymbolParams,
+    ) -> Result<Option<DocumentSymbolResponse>> {
         let uri = params.text_document.uri.clone();
-        self.with_snapshot(&uri, move |snap| symbols::handle(&snap, &params)).await
+        self.with_snapshot(&uri, move |snap| symbols::handle(&snap, &params))
+            .await
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {

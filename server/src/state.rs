@@ -104,17 +104,25 @@ impl Inner {
 
     /// The documents, tolerating a lock poisoned by a panicking handler.
     pub fn docs(&self) -> MutexGuard<'_, Documents> {
-        self.docs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.docs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A copy of the session.
     pub fn session(&self) -> Session {
-        self.session.read().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.session
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// Changes the session.
     pub fn update_session(&self, f: impl FnOnce(&mut Session)) {
-        let mut guard = self.session.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard);
     }
 

@@ -10,7 +10,9 @@ use crate::state::Snapshot;
 pub fn handle(snap: &Snapshot, _params: &DocumentSymbolParams) -> Option<DocumentSymbolResponse> {
     let parse = syntax::parse(&snap.text);
     let found = symbols::symbols(&snap.text, &parse.root);
-    Some(DocumentSymbolResponse::Nested(found.into_iter().map(|s| convert(snap, s)).collect()))
+    Some(DocumentSymbolResponse::Nested(
+        found.into_iter().map(|s| convert(snap, s)).collect(),
+    ))
 }
 
 #[allow(deprecated)]
@@ -30,6 +32,7 @@ fn convert(snap: &Snapshot, s: Symbol) -> lsp::DocumentSymbol {
         deprecated: None,
         range: snap.range(s.range),
         selection_range: snap.range(s.selection),
-        children: (!s.children.is_empty()).then(|| s.children.into_iter().map(|c| convert(snap, c)).collect()),
+        children: (!s.children.is_empty())
+            .then(|| s.children.into_iter().map(|c| convert(snap, c)).collect()),
     }
 }

@@ -46,7 +46,9 @@ where
             }
         }
         // A header block without a usable length is skipped.
-        let Some(len) = len.filter(|&l| l <= MAX_BODY) else { continue };
+        let Some(len) = len.filter(|&l| l <= MAX_BODY) else {
+            continue;
+        };
         let mut body = vec![0; len];
         if reader.read_exact(&mut body).await.is_err() {
             return;
@@ -57,7 +59,9 @@ where
             Err(e) => malformed(&e.to_string()),
         };
         let header = format!("Content-Length: {}\r\n\r\n", body.len());
-        if output.write_all(header.as_bytes()).await.is_err() || output.write_all(&body).await.is_err() {
+        if output.write_all(header.as_bytes()).await.is_err()
+            || output.write_all(&body).await.is_err()
+        {
             return;
         }
         if output.flush().await.is_err() {
@@ -67,7 +71,9 @@ where
 }
 
 fn malformed(error: &str) -> Vec<u8> {
-    json!({"jsonrpc": "2.0", "method": MALFORMED, "params": {"error": error}}).to_string().into_bytes()
+    json!({"jsonrpc": "2.0", "method": MALFORMED, "params": {"error": error}})
+        .to_string()
+        .into_bytes()
 }
 
 #[cfg(test)]
@@ -81,9 +87,17 @@ Content-Length: 2\r\n\r\n[]Content-Length: 2\r\ncontent-type: application/vscode
         let mut out = Vec::new();
         sanitize(&input[..], &mut out).await;
         let out = String::from_utf8(out).unwrap_or_default();
-        let bodies: Vec<&str> = out.split("\r\n\r\n").skip(1).map(|b| b.split("Content-Length").next().unwrap_or("")).collect();
+        let bodies: Vec<&str> = out
+            .split("\r\n\r\n")
+            .skip(1)
+            .map(|b| b.split("Content-Length").next().unwrap_or(""))
+            .collect();
         assert_eq!(bodies.len(), 3);
-        assert!(bodies[0].contains(MALFORMED) && bodies[0].contains("key must be a string"), "{}", bodies[0]);
+        assert!(
+            bodies[0].contains(MALFORMED) && bodies[0].contains("key must be a string"),
+            "{}",
+            bodies[0]
+        );
         assert!(bodies[1].contains("not a JSON-RPC message object"));
         assert_eq!(bodies[2], "{}");
     }

@@ -23,7 +23,11 @@ pub fn spawn_poller(inner: &Arc<Inner>) {
             let Some(inner) = weak.upgrade() else { return };
             let models = inner.models.clone();
             let changed = tokio::task::spawn_blocking(move || {
-                let stale: Vec<_> = models.paths().into_iter().filter(|p| models.is_stale(p)).collect();
+                let stale: Vec<_> = models
+                    .paths()
+                    .into_iter()
+                    .filter(|p| models.is_stale(p))
+                    .collect();
                 for path in &stale {
                     models.invalidate_under(path);
                 }

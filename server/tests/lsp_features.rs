@@ -25,9 +25,14 @@ struct Fixture {
 /// Opens `text` (a `$0` marks the cursor, if any) as `m.quant.json` beside a copy of the
 /// example model; returns the cursor position.
 async fn open(text: &str, caps: Value) -> (Fixture, Value) {
-    let (text, pos) = if text.contains("$0") { cursor(text) } else { (text.to_owned(), json!({"line": 0, "character": 0})) };
+    let (text, pos) = if text.contains("$0") {
+        cursor(text)
+    } else {
+        (text.to_owned(), json!({"line": 0, "character": 0}))
+    };
     let ws = workspace_with_example();
-    let (mut client, _) = TestClient::initialized(caps, Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
+    let (mut client, _) =
+        TestClient::initialized(caps, Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
     let uri = uri(&ws.path().join("m.quant.json"));
     client.open(&uri, 1, &text).await;
     let _ = client.diagnostics(&uri, Some(1)).await;
@@ -35,7 +40,11 @@ async fn open(text: &str, caps: Value) -> (Fixture, Value) {
 }
 
 fn render_completions(result: &Value) -> String {
-    let items = result.as_array().cloned().or_else(|| result["items"].as_array().cloned()).unwrap_or_default();
+    let items = result
+        .as_array()
+        .cloned()
+        .or_else(|| result["items"].as_array().cloned())
+        .unwrap_or_default();
     let mut out = String::new();
     for i in items.iter().take(12) {
         let edit = &i["textEdit"];
@@ -60,7 +69,10 @@ async fn check_completion(text: &str, caps: Value, expect: Expect) {
     let (mut f, pos) = open(text, caps).await;
     let result = f
         .client
-        .request("textDocument/completion", json!({"textDocument": {"uri": f.uri}, "position": pos}))
+        .request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": f.uri}, "position": pos}),
+        )
         .await
         .expect("completion");
     expect.assert_eq(&render_completions(&result));
@@ -71,10 +83,16 @@ async fn check_hover(text: &str, expect: Expect) {
     let (mut f, pos) = open(text, vscode_capabilities()).await;
     let result = f
         .client
-        .request("textDocument/hover", json!({"textDocument": {"uri": f.uri}, "position": pos}))
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": f.uri}, "position": pos}),
+        )
         .await
         .expect("hover");
-    let value = result["contents"]["value"].as_str().unwrap_or("<none>").to_owned();
+    let value = result["contents"]["value"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_owned();
     expect.assert_eq(&format!("{value}\n"));
     f.client.shutdown().await;
 }
@@ -85,7 +103,7 @@ async fn completes_missing_keys_with_snippets() {
         "{\n  \"model\": \"MobileNetMini.mlmodel\",\n  $0\n}",
         vscode_capabilities(),
         expect![[r#"
-            nbits | required · Bits per weight: 16 (float16 weights), or 1 to 8. | 2:2-2:2 "nbits": ${1|8,16,6,4,2,1,3,5,7|}
+            nbits | required · Bits per weight: 16 (float16 weights), or 1 to 8. | 2:2-2:2 "nbits": ${1|8,16,6,4|}
             quantization_mode | How weights are quantized: `linear` (default), `linear_symmetric`, `linear_lut`, `kmeans_lut`, `custom_lut` or `dequantization`. | 2:2-2:2 "quantization_mode": "$1"
             output | Where the quantized model is written | 2:2-2:2 "output": "$1"
             selector | Which layers to leave in full precision: coremltools' `AdvancedQuantizedLayerSelector` fields plus `skip_layers` by name | 2:2-2:2 "selector": {$1}
@@ -114,15 +132,23 @@ async fn completes_a_half_typed_key_without_snippets() {
 
 #[tokio::test]
 async fn completes_modes_and_nbits() {
-    check_completion("{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"k$0\" }", vscode_capabilities(), expect![[r#"
+    check_completion(
+        "{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"k$0\" }",
+        vscode_capabilities(),
+        expect![[r#"
         linear | per-channel min/max scale and bias (coremltools' default) | 0:69-0:72 "linear"
         linear_symmetric | symmetric linear around zero; 8 bits only | 0:69-0:72 "linear_symmetric"
         linear_lut | evenly spaced lookup table between min and max | 0:69-0:72 "linear_lut"
         kmeans_lut | lookup table from 1-D k-means over the weights | 0:69-0:72 "kmeans_lut"
         custom_lut | your own lookup table (`lut`) | 0:69-0:72 "custom_lut"
         dequantization | turn quantized weights back into float32 | 0:69-0:72 "dequantization"
-    "#]]).await;
-    check_completion("{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": $0 }", vscode_capabilities(), expect![[r#"
+    "#]],
+    )
+    .await;
+    check_completion(
+        "{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": $0 }",
+        vscode_capabilities(),
+        expect![[r#"
         16 | float16: half the size, practically lossless | 0:45-0:45 16
         8 | 8-bit: a quarter of the size; safe for most models | 0:45-0:45 8
         7 | 7-bit | 0:45-0:45 7
@@ -132,7 +158,9 @@ async fn completes_modes_and_nbits() {
         3 | 3-bit: aggressive | 0:45-0:45 3
         2 | 2-bit: very aggressive | 0:45-0:45 2
         1 | 1-bit: binary weights | 0:45-0:45 1
-    "#]]).await;
+    "#]],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -177,7 +205,10 @@ async fn completes_layers_largest_first_and_layer_types_present_first() {
         "#]],
     )
     .await;
-    check_completion("{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": 8, \"layers\": { $0 } }", vscode_capabilities(), expect![[r#"
+    check_completion(
+        "{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": 8, \"layers\": { $0 } }",
+        vscode_capabilities(),
+        expect![[r#"
         pw4 | convolution · 131,584 weights · 526 KB | 0:60-0:60 "pw4": {$1}
         fc1 | innerProduct · 131,328 weights · 525 KB | 0:60-0:60 "fc1": {$1}
         pw3 | convolution · 33,024 weights · 132 KB | 0:60-0:60 "pw3": {$1}
@@ -191,19 +222,28 @@ async fn completes_layers_largest_first_and_layer_types_present_first() {
         pw3_bn | batchnorm · 1,024 weights · 4.1 KB | 0:60-0:60 "pw3_bn": {$1}
         conv1 | convolution · 896 weights · 3.6 KB | 0:60-0:60 "conv1": {$1}
         … 20 items
-    "#]]).await;
+    "#]],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn completes_model_paths() {
-    check_completion("{ \"model\": \"$0\" }", vscode_capabilities(), expect![[r#"
+    check_completion(
+        "{ \"model\": \"$0\" }",
+        vscode_capabilities(),
+        expect![[r#"
         MobileNetMini.mlmodel | Core ML model | 0:11-0:13 "MobileNetMini.mlmodel"
-    "#]]).await;
+    "#]],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn hovers() {
-    check_hover(&BASE.replacen("\"model\": \"", "\"model\": \"$0", 1), expect![[r#"
+    check_hover(
+        &BASE.replacen("\"model\": \"", "\"model\": \"$0", 1),
+        expect![[r#"
         **model** (required)
 
         The `.mlmodel` file to quantize (or an `.mlpackage` folder), relative to this config.
@@ -213,8 +253,12 @@ async fn hovers() {
         **MobileNetMini.mlmodel** — `neuralNetworkClassifier`, specification version 4
 
         33 layers (20 with weights) · weights 1.3 MB of 1.3 MB · float32 100%
-    "#]]).await;
-    check_hover(&BASE.replacen("\"nbits\": 8", "\"nbits\": $08", 1), expect![[r#"
+    "#]],
+    )
+    .await;
+    check_hover(
+        &BASE.replacen("\"nbits\": 8", "\"nbits\": $08", 1),
+        expect![[r#"
         **nbits** (required)
 
         Bits per weight: 16 (float16 weights), or 1 to 8.
@@ -230,13 +274,19 @@ async fn hovers() {
         | convolution | 9 | 723 KB | 211 KB (−71%) |
         | innerProduct | 2 | 530 KB | 69 KB (−87%) |
         | batchnorm | 9 | 24 KB | 6.7 KB (−72%) |
-    "#]]).await;
-    check_hover(&BASE.replacen("\"fc1\"", "\"f$0c1\"", 1), expect![[r#"
-        **fc1** — `innerProduct`: quantized: linear 4-bit (linear 4-bit (overrides "fc1"))
+    "#]],
+    )
+    .await;
+    check_hover(
+        &BASE.replacen("\"fc1\"", "\"f$0c1\"", 1),
+        expect![[r#"
+        **fc1** — `innerProduct`: quantized, linear 4-bit (overrides "fc1")
 
         - `weights` [256, 512]: 524 KB → 68 KB (linear 4-bit)
         - `bias` [256]: 1.0 KB → 152 B (linear 4-bit)
-    "#]]).await;
+    "#]],
+    )
+    .await;
     check_hover(&BASE.replacen("\"depthwiseConv\"", "\"depthwise$0Conv\"", 1), expect![[r#"
         `depthwiseConv` (convolutions with one kernel channel and several groups): 4 layers, 19 KB of weights
 
@@ -251,18 +301,35 @@ async fn hovers() {
 
 #[tokio::test]
 async fn diagnostics_for_a_missing_model_and_a_broken_document() {
-    let (mut f, _) = open("{ \"model\": \"nope.mlmodel\", \"nbits\": 8 }", vscode_capabilities()).await;
-    f.client.replace(&f.uri, 2, "{ \"model\": \"nope.mlmodel\", \"nbits\": 8 ").await;
+    let (mut f, _) = open(
+        "{ \"model\": \"nope.mlmodel\", \"nbits\": 8 }",
+        vscode_capabilities(),
+    )
+    .await;
+    f.client
+        .replace(&f.uri, 2, "{ \"model\": \"nope.mlmodel\", \"nbits\": 8 ")
+        .await;
     let diags = f.client.diagnostics(&f.uri, Some(2)).await;
     let mut out = String::new();
     for d in diags.as_array().cloned().unwrap_or_default() {
-        let msg = d["message"].as_str().unwrap_or("").replace(&f.ws.path().display().to_string(), "<ws>");
-        out.push_str(&format!("{} {} {}:{} {}\n", d["severity"], d["code"].as_str().unwrap_or(""), d["range"]["start"]["line"], d["range"]["start"]["character"], msg));
+        let msg = d["message"]
+            .as_str()
+            .unwrap_or("")
+            .replace(&f.ws.path().display().to_string(), "<ws>");
+        out.push_str(&format!(
+            "{} {} {}:{} {}\n",
+            d["severity"],
+            d["code"].as_str().unwrap_or(""),
+            d["range"]["start"]["line"],
+            d["range"]["start"]["character"],
+            msg
+        ));
     }
     expect![[r#"
         1 syntax 0:37 object is not closed: missing `}`
         1 model-unreadable 0:11 <ws>/nope.mlmodel: No such file or directory (os error 2)
-    "#]].assert_eq(&out);
+    "#]]
+    .assert_eq(&out);
     f.client.shutdown().await;
 }
 
@@ -271,27 +338,66 @@ async fn inlay_hints_code_lens_symbols_and_source_action() {
     let (mut f, _) = open(BASE, vscode_capabilities()).await;
     let td = json!({"uri": f.uri});
     let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 99, "character": 0}});
-    let hints = f.client.request("textDocument/inlayHint", json!({"textDocument": td, "range": whole})).await.expect("hints");
-    let lens = f.client.request("textDocument/codeLens", json!({"textDocument": td})).await.expect("lens");
-    let symbols = f.client.request("textDocument/documentSymbol", json!({"textDocument": td})).await.expect("symbols");
+    let hints = f
+        .client
+        .request(
+            "textDocument/inlayHint",
+            json!({"textDocument": td, "range": whole}),
+        )
+        .await
+        .expect("hints");
+    let lens = f
+        .client
+        .request("textDocument/codeLens", json!({"textDocument": td}))
+        .await
+        .expect("lens");
+    let symbols = f
+        .client
+        .request("textDocument/documentSymbol", json!({"textDocument": td}))
+        .await
+        .expect("symbols");
     let actions = f
         .client
-        .request("textDocument/codeAction", json!({"textDocument": td, "range": whole, "context": {"diagnostics": []}}))
+        .request(
+            "textDocument/codeAction",
+            json!({"textDocument": td, "range": whole, "context": {"diagnostics": []}}),
+        )
         .await
         .expect("actions");
     let mut out = String::new();
     for h in hints.as_array().cloned().unwrap_or_default() {
-        out.push_str(&format!("hint {}:{} {}\n", h["position"]["line"], h["position"]["character"], h["label"].as_str().unwrap_or("")));
+        out.push_str(&format!(
+            "hint {}:{} {}\n",
+            h["position"]["line"],
+            h["position"]["character"],
+            h["label"].as_str().unwrap_or("")
+        ));
     }
     for l in lens.as_array().cloned().unwrap_or_default() {
-        out.push_str(&format!("lens {} {}\n", l["command"]["title"].as_str().unwrap_or(""), l["command"]["command"].as_str().unwrap_or("")));
+        out.push_str(&format!(
+            "lens {} {}\n",
+            l["command"]["title"].as_str().unwrap_or(""),
+            l["command"]["command"].as_str().unwrap_or("")
+        ));
     }
     for s in symbols.as_array().cloned().unwrap_or_default() {
-        let children: Vec<&str> = s["children"].as_array().map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect()).unwrap_or_default();
-        out.push_str(&format!("symbol {} kind {} {:?}\n", s["name"].as_str().unwrap_or(""), s["kind"], children));
+        let children: Vec<&str> = s["children"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "symbol {} kind {} {:?}\n",
+            s["name"].as_str().unwrap_or(""),
+            s["kind"],
+            children
+        ));
     }
     for a in actions.as_array().cloned().unwrap_or_default() {
-        out.push_str(&format!("action {} {}\n", a["title"].as_str().unwrap_or(""), a["kind"].as_str().unwrap_or("")));
+        out.push_str(&format!(
+            "action {} {}\n",
+            a["title"].as_str().unwrap_or(""),
+            a["kind"].as_str().unwrap_or("")
+        ));
     }
     expect![[r#"
         hint 5:35 ≈ 525 KB → 68 KB
@@ -302,6 +408,7 @@ async fn inlay_hints_code_lens_symbols_and_source_action() {
         symbol selector kind 19 ["skip_layer_types"]
         symbol layers kind 19 ["fc1"]
         action Quantize model source.quantize
-    "#]].assert_eq(&out);
+    "#]]
+    .assert_eq(&out);
     f.client.shutdown().await;
 }

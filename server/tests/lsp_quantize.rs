@@ -13,7 +13,11 @@ use support::*;
 /// Files in `dir`, sorted.
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -35,9 +39,17 @@ async fn wait_for_files(dir: &Path, expected: &[&str]) {
 
 async fn big_workspace(mode: &str) -> (TestClient, tempfile::TempDir, String) {
     let ws = tempfile::tempdir().expect("tempdir");
-    std::fs::write(ws.path().join("big.mlmodel"), model::dense_model(12, 700)).expect("write model");
-    let (mut client, _) = TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
-    let config = format!("{{ \"model\": \"big.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"{mode}\" }}");
+    std::fs::write(ws.path().join("big.mlmodel"), model::dense_model(12, 700))
+        .expect("write model");
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
+    let config = format!(
+        "{{ \"model\": \"big.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"{mode}\" }}"
+    );
     std::fs::write(ws.path().join("big.quant.json"), &config).expect("write config");
     let uri = uri(&ws.path().join("big.quant.json"));
     client.open(&uri, 1, &config).await;
@@ -52,14 +64,29 @@ fn is_report(m: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quantize_writes_the_announced_size_with_progress() {
     let ws = workspace_with_example();
-    let (mut client, _) = TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
-    let text = std::fs::read_to_string(repo_root().join("examples/MobileNetMini.quant.json")).expect("example config");
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
+    let text = std::fs::read_to_string(repo_root().join("examples/MobileNetMini.quant.json"))
+        .expect("example config");
     let uri = uri(&ws.path().join("MobileNetMini.quant.json"));
     client.open(&uri, 1, &text).await;
     let _ = client.diagnostics(&uri, Some(1)).await;
-    let lens = client.request("textDocument/codeLens", json!({"textDocument": {"uri": uri}})).await.expect("lens");
+    let lens = client
+        .request(
+            "textDocument/codeLens",
+            json!({"textDocument": {"uri": uri}}),
+        )
+        .await
+        .expect("lens");
     let result = client
-        .request("workspace/executeCommand", json!({"command": "coremlq.quantize", "arguments": [uri]}))
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "coremlq.quantize", "arguments": [uri]}),
+        )
         .await
         .expect("quantize");
     assert_eq!(result["written"], true, "{result}");
@@ -67,19 +94,37 @@ async fn quantize_writes_the_announced_size_with_progress() {
     let size = std::fs::metadata(&out).expect("output written").len();
     assert_eq!(result["bytesAfter"], size);
     // The lens announced that very size.
-    let title = lens[0]["command"]["title"].as_str().unwrap_or("").to_owned();
+    let title = lens[0]["command"]["title"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     assert!(title.starts_with("Quantize → "), "{title}");
-    let begin = client.notification(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin").await;
+    let begin = client
+        .notification(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin")
+        .await;
     assert_eq!(begin["params"]["value"]["cancellable"], true);
     let _ = client.notification(is_report).await;
-    let end = client.notification(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end").await;
-    assert!(end["params"]["value"]["message"].as_str().unwrap_or("").contains("MobileNetMini.8bit.mlmodel"));
-    let shown = client.notification(|m| m["method"] == "window/showMessage").await;
+    let end = client
+        .notification(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end")
+        .await;
+    assert!(end["params"]["value"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("MobileNetMini.8bit.mlmodel"));
+    let shown = client
+        .notification(|m| m["method"] == "window/showMessage")
+        .await;
     let msg = shown["params"]["message"].as_str().unwrap_or("");
-    assert!(msg.starts_with("Quantized → ") && msg.contains(" → ") && msg.contains("bytes"), "{msg}");
+    assert!(
+        msg.starts_with("Quantized → ") && msg.contains(" → ") && msg.contains("bytes"),
+        "{msg}"
+    );
     // The summary command for the editor's "Show model summary".
     let summary = client
-        .request("workspace/executeCommand", json!({"command": "coremlq.modelSummary", "arguments": [uri]}))
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "coremlq.modelSummary", "arguments": [uri]}),
+        )
         .await
         .expect("summary");
     assert_eq!(summary["modelType"], "neuralNetworkClassifier");
@@ -91,16 +136,30 @@ async fn quantize_writes_the_announced_size_with_progress() {
 async fn requests_are_answered_during_a_quantize_and_cancel_request_leaves_no_file() {
     let (mut client, ws, uri) = big_workspace("kmeans_lut").await;
     let before = files(ws.path());
-    let id = client.send_request("workspace/executeCommand", json!({"command": "coremlq.quantize", "arguments": [uri]})).await;
+    let id = client
+        .send_request(
+            "workspace/executeCommand",
+            json!({"command": "coremlq.quantize", "arguments": [uri]}),
+        )
+        .await;
     let _ = client.notification(is_report).await;
     // The run is going on; hover and completion still answer.
     let hover = client
-        .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 4}}))
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 4}}),
+        )
         .await
         .expect("hover");
-    assert!(hover["contents"]["value"].as_str().unwrap_or("").contains("model"));
+    assert!(hover["contents"]["value"]
+        .as_str()
+        .unwrap_or("")
+        .contains("model"));
     let pending = client.inbox.iter().any(|m| m["id"] == json!(id));
-    assert!(!pending, "the quantize finished too early for this test to mean anything");
+    assert!(
+        !pending,
+        "the quantize finished too early for this test to mean anything"
+    );
     client.notify("$/cancelRequest", json!({"id": id})).await;
     let err = client.response(id).await.expect_err("cancelled");
     assert_eq!(err["code"], -32800);
@@ -113,10 +172,17 @@ async fn requests_are_answered_during_a_quantize_and_cancel_request_leaves_no_fi
 async fn progress_cancel_button_leaves_no_file() {
     let (mut client, ws, uri) = big_workspace("kmeans_lut").await;
     let before = files(ws.path());
-    let id = client.send_request("workspace/executeCommand", json!({"command": "coremlq.quantize", "arguments": [uri]})).await;
+    let id = client
+        .send_request(
+            "workspace/executeCommand",
+            json!({"command": "coremlq.quantize", "arguments": [uri]}),
+        )
+        .await;
     let report = client.notification(is_report).await;
     let token = report["params"]["token"].clone();
-    client.notify("window/workDoneProgress/cancel", json!({"token": token})).await;
+    client
+        .notify("window/workDoneProgress/cancel", json!({"token": token}))
+        .await;
     let result = client.response(id).await.expect("answered");
     assert_eq!(result, json!({"written": false, "cancelled": true}));
     let expected: Vec<&str> = before.iter().map(String::as_str).collect();
@@ -128,20 +194,34 @@ async fn progress_cancel_button_leaves_no_file() {
 async fn writing_outside_the_workspace_needs_confirmation() {
     let ws = workspace_with_example();
     let elsewhere = tempfile::tempdir().expect("tempdir");
-    let (mut client, _) = TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
     let out = elsewhere.path().join("out.mlmodel");
     let text = json!({"model": "MobileNetMini.mlmodel", "nbits": 16, "output": out}).to_string();
     let uri = uri(&ws.path().join("m.quant.json"));
     client.open(&uri, 1, &text).await;
     let args = json!({"command": "coremlq.quantize", "arguments": [uri]});
     // Declined (the client answers null): nothing is written.
-    let result = client.request("workspace/executeCommand", args.clone()).await.expect("answered");
+    let result = client
+        .request("workspace/executeCommand", args.clone())
+        .await
+        .expect("answered");
     assert_eq!(result["written"], false);
-    assert!(client.server_requests.iter().any(|r| r["method"] == "window/showMessageRequest"));
+    assert!(client
+        .server_requests
+        .iter()
+        .any(|r| r["method"] == "window/showMessageRequest"));
     assert!(!out.exists());
     // Confirmed: written.
     client.message_action = json!({"title": "Write"});
-    let result = client.request("workspace/executeCommand", args).await.expect("answered");
+    let result = client
+        .request("workspace/executeCommand", args)
+        .await
+        .expect("answered");
     assert_eq!(result["written"], true, "{result}");
     assert!(out.exists());
     client.shutdown().await;

@@ -157,7 +157,10 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
     for d in &docs {
         client.open(&d.uri, d.version, &d.text).await;
     }
-    let mut rng = Rng::new(0x10ad);
+    // LOAD_SEED=n replays another run (the default keeps `cargo test` deterministic on the
+    // client side; the server's own scheduling still varies).
+    let seed = std::env::var("LOAD_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x10ad);
+    let mut rng = Rng::new(seed);
     let started = Instant::now();
     let mut rss_warm = 0;
     let (mut edits, mut requests, mut cancels, mut cancelled, mut rewrites) = (0, 0, 0, 0, 0);
@@ -169,10 +172,7 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
             rss_warm = resident_kb();
         }
         let d = rng.below(docs.len());
-        let mut kind = rng.below(20);
-        if std::env::var("LOAD_NO_REWRITE").is_ok() && kind == 19 { kind = 0; }
-        if std::env::var("LOAD_NO_CANCEL").is_ok() && (9..=16).contains(&kind) { kind = 17; }
-        match kind {
+        match rng.below(20) {
             // Edits: insert a piece or delete a range, incrementally, UTF-16 positions.
             0..=8 => {
                 let doc = &mut docs[d];
@@ -274,7 +274,9 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
     }
     // Every document ends with diagnostics for its last version.
     for doc in &docs {
-        let _ = client.diagnostics(&doc.uri, Some(doc.version)).await;
+        if doc.published < doc.version {
+            let _ = client.diagnostics(&doc.uri, Some(doc.version)).await;
+        }
     }
     let rss_end = resident_kb();
     let elapsed = started.elapsed();

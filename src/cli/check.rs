@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 /// Arguments of `coremlq check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Config files (`*.quant.json`).
+    /// Config files (`*.quant.json`), or folders to search for them.
     #[arg(required = true, value_name = "CONFIG")]
     pub configs: Vec<PathBuf>,
     /// Print the diagnostics as JSON.
@@ -26,8 +26,16 @@ pub struct Args {
 
 /// Runs `coremlq check`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut checked = Vec::new();
+    let mut files = Vec::new();
     for path in &args.configs {
+        if path.is_dir() {
+            find_configs(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut checked = Vec::new();
+    for path in &files {
         checked.push(check_file(path, args.workspace.as_deref())?);
     }
     let errors: usize = checked.iter().map(|c| count(c, Severity::Error)).sum();
@@ -60,6 +68,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Every `*.quant.json` below `dir` (hidden folders and `target` skipped), sorted.
+fn find_configs(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if p.is_dir() {
+            if !name.starts_with('.') && name != "target" {
+                find_configs(&p, out)?;
+            }
+        } else if name.ends_with(".quant.json") {
+            out.push(p);
+        }
+    }
+    Ok(())
 }
 
 fn count(c: &Checked, severity: Severity) -> usize {

@@ -43,21 +43,53 @@ pub struct Analysis<'a> {
     pub model: Option<&'a ModelFile>,
     /// The settings, when the config says enough to build them (needs `nbits`).
     pub settings: Option<Settings>,
-    /// The plan, when model and settings are there and valid.
-    pub plan: Option<Plan>,
-    /// The exact output size of the plan.
-    pub estimate: Option<Estimate>,
+    /// The plan and exact output size (or the planner's error), when model and settings
+    /// are there.
+    pub planned: Option<Planned>,
     /// Findings.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A plan with its exact size estimate, or why there is none; shared between analyses of
+/// configs that ask for the same settings on the same model.
+pub type Planned = Arc<Result<(Plan, Option<Estimate>), String>>;
+
+/// Plans `settings` on `model` and estimates the output size.
+pub fn plan_for(model: &ModelFile, settings: &Settings) -> Planned {
+    Arc::new(
+        plan::build(&model.index, settings)
+            .map_err(|e| e.to_string())
+            .map(|p| {
+                let e = estimate::estimate(&model.index, model.bytes(), &p).ok();
+                (p, e)
+            }),
+    )
 }
 
 impl<'a> Analysis<'a> {
     /// Analyses `text` (already parsed as `parse`) against the model.
     pub fn new(text: &'a str, parse: Parse, model: ModelInput<'a>) -> Analysis<'a> {
+        Analysis::with_planner(text, parse, model, plan_for)
+    }
+
+    /// Like [`Analysis::new`], with the planning step supplied (a cache).
+    pub fn with_planner(
+        text: &'a str,
+        parse: Parse,
+        model: ModelInput<'a>,
+        planner: impl FnOnce(&ModelFile, &Settings) -> Planned,
+    ) -> Analysis<'a> {
         let mut diagnostics: Vec<Diagnostic> = parse
             .errors
             .iter()
-            .map(|e| diag(e.range.to_range(), Severity::Error, "syntax", e.message.clone()))
+            .map(|e| {
+                diag(
+                    e.range.to_range(),
+                    Severity::Error,
+                    "syntax",
+                    e.message.clone(),
+                )
+            })
             .collect();
         let settings = parse.root_object().and_then(settings_of);
         let model_range = parse
@@ -71,30 +103,49 @@ impl<'a> Analysis<'a> {
                 None
             }
             ModelInput::None => {
-                if parse.root_object().is_some_and(|o| o.get("model").is_none()) {
-                    diagnostics.push(diag(0..0, Severity::Error, "model-missing", "`model` is missing".into()));
+                if parse
+                    .root_object()
+                    .is_some_and(|o| o.get("model").is_none())
+                {
+                    diagnostics.push(diag(
+                        0..0,
+                        Severity::Error,
+                        "model-missing",
+                        "`model` is missing".into(),
+                    ));
                 }
                 None
             }
         };
-        let mut plan = None;
-        let mut estimate = None;
-        if let (Some(m), Some(s)) = (model, settings.as_ref()) {
-            match plan::build(&m.index, s) {
-                Ok(p) => {
-                    estimate = estimate::estimate(&m.index, m.bytes(), &p).ok();
-                    plan = Some(p);
-                }
-                Err(e) => {
-                    let at = parse
-                        .root_object()
-                        .and_then(|o| o.value("quantization_mode").or_else(|| o.value("nbits")))
-                        .map_or(0..0, |v| v.range.to_range());
-                    diagnostics.push(diag(at, Severity::Error, "plan", e.to_string()));
-                }
-            }
+        let planned = match (model, settings.as_ref()) {
+            (Some(m), Some(s)) => Some(planner(m, s)),
+            _ => None,
+        };
+        if let Some(Err(e)) = planned.as_deref() {
+            let at = parse
+                .root_object()
+                .and_then(|o| o.value("quantization_mode").or_else(|| o.value("nbits")))
+                .map_or(0..0, |v| v.range.to_range());
+            diagnostics.push(diag(at, Severity::Error, "plan", e.clone()));
         }
-        Analysis { text, parse, model, settings, plan, estimate, diagnostics }
+        Analysis {
+            text,
+            parse,
+            model,
+            settings,
+            planned,
+            diagnostics,
+        }
+    }
+
+    /// The plan, when model and settings are there and valid.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.planned.as_deref()?.as_ref().ok().map(|(p, _)| p)
+    }
+
+    /// The exact output size of the plan.
+    pub fn estimate(&self) -> Option<&Estimate> {
+        self.planned.as_deref()?.as_ref().ok()?.1.as_ref()
     }
 
     /// Parses and analyses `text`.
@@ -109,7 +160,13 @@ impl<'a> Analysis<'a> {
 }
 
 fn diag(range: Range<usize>, severity: Severity, code: &str, message: String) -> Diagnostic {
-    Diagnostic { range, severity, code: code.to_owned(), message, fixes: Vec::new() }
+    Diagnostic {
+        range,
+        severity,
+        code: code.to_owned(),
+        message,
+        fixes: Vec::new(),
+    }
 }
 
 /// An integer in `0..=255`.
@@ -119,13 +176,22 @@ fn small_int(v: &Value) -> Option<u8> {
 
 fn lut_of(v: Option<&Value>) -> Option<Arc<[f32]>> {
     let a = v?.as_array()?;
-    let values: Option<Vec<f32>> = a.elements.iter().map(|e| e.as_number().map(|n| n.value as f32)).collect();
+    let values: Option<Vec<f32>> = a
+        .elements
+        .iter()
+        .map(|e| e.as_number().map(|n| n.value as f32))
+        .collect();
     values.map(|v| plan::lut(&v))
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.elements.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.elements
+                .iter()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -137,17 +203,24 @@ fn mode_of(v: Option<&Value>) -> Option<Mode> {
 pub fn settings_of(root: &Object) -> Option<Settings> {
     let nbits = small_int(root.value("nbits")?)?;
     let mode = mode_of(root.value("quantization_mode")).unwrap_or(Mode::Linear);
-    let default = Choice { nbits, mode, lut: lut_of(root.value("lut")) };
+    let default = Choice {
+        nbits,
+        mode,
+        lut: lut_of(root.value("lut")),
+    };
     let sel = root.value("selector").and_then(Value::as_object);
     let selector = match sel {
         None => Selector::Default,
         Some(s) => Selector::Advanced {
             skip_layer_types: strings(s.value("skip_layer_types")),
-            minimum_conv_kernel_channels: uint(s.value("minimum_conv_kernel_channels")).unwrap_or(4),
+            minimum_conv_kernel_channels: uint(s.value("minimum_conv_kernel_channels"))
+                .unwrap_or(4),
             minimum_conv_weight_count: uint(s.value("minimum_conv_weight_count")).unwrap_or(4096),
         },
     };
-    let skip_layers = sel.map(|s| strings(s.value("skip_layers"))).unwrap_or_default();
+    let skip_layers = sel
+        .map(|s| strings(s.value("skip_layers")))
+        .unwrap_or_default();
     let overrides = root
         .value("layers")
         .and_then(Value::as_object)
@@ -168,8 +241,17 @@ pub fn settings_of(root: &Object) -> Option<Settings> {
                 .collect()
         })
         .unwrap_or_default();
-    let fuse_layers = root.value("fuse_layers").and_then(Value::as_bool).unwrap_or(true);
-    Some(Settings { default, selector, skip_layers, overrides, fuse_layers })
+    let fuse_layers = root
+        .value("fuse_layers")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    Some(Settings {
+        default,
+        selector,
+        skip_layers,
+        overrides,
+        fuse_layers,
+    })
 }
 
 fn uint(v: Option<&Value>) -> Option<u64> {

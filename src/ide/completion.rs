@@ -100,13 +100,26 @@ fn needs_comma(text: &str, end: usize) -> bool {
     matches!(rest.trim_start().chars().next(), Some('"'))
 }
 
-fn key_items(an: &Analysis, path: &[PathSegment], range: Range<usize>, cfg: &CompletionConfig) -> Vec<CompletionItem> {
-    let Some(object) = an.parse.at_path(path).and_then(Value::as_object) else { return Vec::new() };
+fn key_items(
+    an: &Analysis,
+    path: &[PathSegment],
+    range: Range<usize>,
+    cfg: &CompletionConfig,
+) -> Vec<CompletionItem> {
+    let Some(object) = an.parse.at_path(path).and_then(Value::as_object) else {
+        return Vec::new();
+    };
     // The member whose key is being typed: it already has a colon when only the key changes.
-    let editing = object.members.iter().find(|m| m.key.range.to_range() == range && !range.is_empty());
+    let editing = object
+        .members
+        .iter()
+        .find(|m| m.key.range.to_range() == range && !range.is_empty());
     let has_colon = editing.is_some_and(|m| m.colon.is_some());
     let present = |name: &str| {
-        object.members.iter().any(|m| m.key.name == name && m.key.range.to_range() != range)
+        object
+            .members
+            .iter()
+            .any(|m| m.key.name == name && m.key.range.to_range() != range)
     };
     let comma = !has_colon && needs_comma(an.text, range.end);
     if let [PathSegment::Key(k)] = path {
@@ -114,7 +127,9 @@ fn key_items(an: &Analysis, path: &[PathSegment], range: Range<usize>, cfg: &Com
             return layer_key_items(an, object, range, has_colon, comma, cfg);
         }
     }
-    let Some(docs) = keys::keys_at(path) else { return Vec::new() };
+    let Some(docs) = keys::keys_at(path) else {
+        return Vec::new();
+    };
     docs.iter()
         .enumerate()
         .filter(|(_, d)| !present(d.name))
@@ -138,9 +153,20 @@ fn placeholder(d: &KeyDoc, snippets: bool) -> &'static str {
     }
 }
 
-fn key_item(d: &KeyDoc, i: usize, range: Range<usize>, has_colon: bool, comma: bool, snippets: bool) -> CompletionItem {
+fn key_item(
+    d: &KeyDoc,
+    i: usize,
+    range: Range<usize>,
+    has_colon: bool,
+    comma: bool,
+    snippets: bool,
+) -> CompletionItem {
     let key = quoted(d.name);
-    let mut new_text = if has_colon { key.clone() } else { format!("{key}: {}", placeholder(d, snippets)) };
+    let mut new_text = if has_colon {
+        key.clone()
+    } else {
+        format!("{key}: {}", placeholder(d, snippets))
+    };
     if comma {
         new_text.push(',');
     }
@@ -148,7 +174,11 @@ fn key_item(d: &KeyDoc, i: usize, range: Range<usize>, has_colon: bool, comma: b
     CompletionItem {
         label: d.name.to_owned(),
         kind: ItemKind::Key,
-        detail: Some(if d.required { format!("required · {summary}") } else { summary.to_owned() }),
+        detail: Some(if d.required {
+            format!("required · {summary}")
+        } else {
+            summary.to_owned()
+        }),
         documentation: Some(d.doc.to_owned()),
         snippet: snippets && !has_colon,
         edit: TextEdit { range, new_text },
@@ -166,10 +196,17 @@ fn layer_key_items(
     comma: bool,
     cfg: &CompletionConfig,
 ) -> Vec<CompletionItem> {
-    let Some(model) = an.model else { return Vec::new() };
+    let Some(model) = an.model else {
+        return Vec::new();
+    };
     facts::layer_stats(&model.index)
         .into_iter()
-        .filter(|s| !object.members.iter().any(|m| m.key.name == s.name && m.key.range.to_range() != range))
+        .filter(|s| {
+            !object
+                .members
+                .iter()
+                .any(|m| m.key.name == s.name && m.key.range.to_range() != range)
+        })
         .enumerate()
         .map(|(rank, s)| {
             let key = quoted(&s.name);
@@ -181,16 +218,35 @@ fn layer_key_items(
             if comma {
                 new_text.push(',');
             }
-            layer_item(&s, rank, range.clone(), new_text, cfg.snippets && !has_colon, key)
+            layer_item(
+                &s,
+                rank,
+                range.clone(),
+                new_text,
+                cfg.snippets && !has_colon,
+                key,
+            )
         })
         .collect()
 }
 
-fn layer_item(s: &facts::LayerStat, rank: usize, range: Range<usize>, new_text: String, snippet: bool, filter: String) -> CompletionItem {
+fn layer_item(
+    s: &facts::LayerStat,
+    rank: usize,
+    range: Range<usize>,
+    new_text: String,
+    snippet: bool,
+    filter: String,
+) -> CompletionItem {
     CompletionItem {
         label: s.name.clone(),
         kind: ItemKind::Layer,
-        detail: Some(format!("{} · {} weights · {}", s.layer_type, facts::count(s.weights), facts::bytes(s.bytes))),
+        detail: Some(format!(
+            "{} · {} weights · {}",
+            s.layer_type,
+            facts::count(s.weights),
+            facts::bytes(s.bytes)
+        )),
         documentation: None,
         edit: TextEdit { range, new_text },
         snippet,
@@ -200,7 +256,14 @@ fn layer_item(s: &facts::LayerStat, rank: usize, range: Range<usize>, new_text: 
     }
 }
 
-fn simple(label: String, kind: ItemKind, detail: &str, range: Range<usize>, new_text: String, sort: usize) -> CompletionItem {
+fn simple(
+    label: String,
+    kind: ItemKind,
+    detail: &str,
+    range: Range<usize>,
+    new_text: String,
+    sort: usize,
+) -> CompletionItem {
     let filter = new_text.clone();
     CompletionItem {
         label,
@@ -215,7 +278,12 @@ fn simple(label: String, kind: ItemKind, detail: &str, range: Range<usize>, new_
     }
 }
 
-fn value_items(an: &Analysis, path: &[PathSegment], range: Range<usize>, cfg: &CompletionConfig) -> Vec<CompletionItem> {
+fn value_items(
+    an: &Analysis,
+    path: &[PathSegment],
+    range: Range<usize>,
+    cfg: &CompletionConfig,
+) -> Vec<CompletionItem> {
     let names: Vec<&str> = path
         .iter()
         .map(|s| match s {
@@ -227,29 +295,76 @@ fn value_items(an: &Analysis, path: &[PathSegment], range: Range<usize>, cfg: &C
         ["quantization_mode"] | ["layers", _, "quantization_mode"] => Mode::ALL
             .iter()
             .enumerate()
-            .map(|(i, m)| simple(m.name().into(), ItemKind::EnumValue, keys::mode_doc(*m), range.clone(), quoted(m.name()), i))
+            .map(|(i, m)| {
+                simple(
+                    m.name().into(),
+                    ItemKind::EnumValue,
+                    keys::mode_doc(*m),
+                    range.clone(),
+                    quoted(m.name()),
+                    i,
+                )
+            })
             .collect(),
         ["nbits"] | ["layers", _, "nbits"] => keys::NBITS
             .iter()
             .enumerate()
-            .map(|(i, (n, doc))| simple(n.to_string(), ItemKind::Value, doc, range.clone(), n.to_string(), i))
+            .map(|(i, (n, doc))| {
+                simple(
+                    n.to_string(),
+                    ItemKind::Value,
+                    doc,
+                    range.clone(),
+                    n.to_string(),
+                    i,
+                )
+            })
             .collect(),
         ["fuse_layers"] | ["layers", _, "skip"] => ["true", "false"]
             .iter()
             .enumerate()
-            .map(|(i, b)| simple((*b).into(), ItemKind::EnumValue, "", range.clone(), (*b).into(), i))
+            .map(|(i, b)| {
+                simple(
+                    (*b).into(),
+                    ItemKind::EnumValue,
+                    "",
+                    range.clone(),
+                    (*b).into(),
+                    i,
+                )
+            })
             .collect(),
         ["model"] => cfg
             .model_paths
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (kind, detail) = if p.package { (ItemKind::Folder, "ML package") } else { (ItemKind::File, "Core ML model") };
-                simple(p.path.clone(), kind, detail, range.clone(), quoted(&p.path), i)
+                let (kind, detail) = if p.package {
+                    (ItemKind::Folder, "ML package")
+                } else {
+                    (ItemKind::File, "Core ML model")
+                };
+                simple(
+                    p.path.clone(),
+                    kind,
+                    detail,
+                    range.clone(),
+                    quoted(&p.path),
+                    i,
+                )
             })
             .collect(),
         ["output"] => default_output(an)
-            .map(|o| vec![simple(o.clone(), ItemKind::File, "the default output name", range.clone(), quoted(&o), 0)])
+            .map(|o| {
+                vec![simple(
+                    o.clone(),
+                    ItemKind::File,
+                    "the default output name",
+                    range.clone(),
+                    quoted(&o),
+                    0,
+                )]
+            })
             .unwrap_or_default(),
         ["selector", "skip_layers", "[]"] => skip_layer_items(an, path, range),
         ["selector", "skip_layer_types", "[]"] => layer_type_items(an, path, range),
@@ -261,7 +376,11 @@ fn value_items(an: &Analysis, path: &[PathSegment], range: Range<usize>, cfg: &C
 pub fn default_output(an: &Analysis) -> Option<String> {
     let (model, _) = super::analysis::model_reference(&an.parse)?;
     let nbits = an.settings.as_ref()?.default.nbits;
-    let tag = if nbits == 16 { "fp16".to_owned() } else { format!("{nbits}bit") };
+    let tag = if nbits == 16 {
+        "fp16".to_owned()
+    } else {
+        format!("{nbits}bit")
+    };
     let path = std::path::Path::new(model.trim_end_matches('/'));
     let stem = path.file_stem()?.to_string_lossy();
     let name = format!("{stem}.{tag}.mlmodel");
@@ -273,8 +392,12 @@ pub fn default_output(an: &Analysis) -> Option<String> {
 
 /// Strings already in the array holding the element at `path`, except that element.
 fn siblings<'a>(an: &'a Analysis, path: &[PathSegment]) -> Vec<&'a str> {
-    let Some((PathSegment::Index(me), parent)) = path.split_last() else { return Vec::new() };
-    let Some(array) = an.parse.at_path(parent).and_then(Value::as_array) else { return Vec::new() };
+    let Some((PathSegment::Index(me), parent)) = path.split_last() else {
+        return Vec::new();
+    };
+    let Some(array) = an.parse.at_path(parent).and_then(Value::as_array) else {
+        return Vec::new();
+    };
     array
         .elements
         .iter()
@@ -284,8 +407,14 @@ fn siblings<'a>(an: &'a Analysis, path: &[PathSegment]) -> Vec<&'a str> {
         .collect()
 }
 
-fn skip_layer_items(an: &Analysis, path: &[PathSegment], range: Range<usize>) -> Vec<CompletionItem> {
-    let Some(model) = an.model else { return Vec::new() };
+fn skip_layer_items(
+    an: &Analysis,
+    path: &[PathSegment],
+    range: Range<usize>,
+) -> Vec<CompletionItem> {
+    let Some(model) = an.model else {
+        return Vec::new();
+    };
     let taken = siblings(an, path);
     let comma = range.is_empty() && needs_comma(an.text, range.end);
     facts::layer_stats(&model.index)
@@ -302,9 +431,16 @@ fn skip_layer_items(an: &Analysis, path: &[PathSegment], range: Range<usize>) ->
         .collect()
 }
 
-fn layer_type_items(an: &Analysis, path: &[PathSegment], range: Range<usize>) -> Vec<CompletionItem> {
+fn layer_type_items(
+    an: &Analysis,
+    path: &[PathSegment],
+    range: Range<usize>,
+) -> Vec<CompletionItem> {
     let taken = siblings(an, path);
-    let present = an.model.map(|m| facts::type_stats(&m.index)).unwrap_or_default();
+    let present = an
+        .model
+        .map(|m| facts::type_stats(&m.index))
+        .unwrap_or_default();
     let mut items = Vec::new();
     let mut push = |name: &str, detail: String, sort: String| {
         if taken.contains(&name) {
@@ -316,22 +452,41 @@ fn layer_type_items(an: &Analysis, path: &[PathSegment], range: Range<usize>) ->
             kind: ItemKind::LayerType,
             detail: Some(detail),
             documentation: keys::pseudo_type_doc(name).map(str::to_owned),
-            edit: TextEdit { range: range.clone(), new_text: q.clone() },
+            edit: TextEdit {
+                range: range.clone(),
+                new_text: q.clone(),
+            },
             snippet: false,
             sort_text: sort,
             filter_text: Some(q),
             commit_characters: vec![",".into()],
         });
     };
-    for (rank, t) in present.iter().filter(|t| QUANTIZABLE_TYPES.contains(&t.name.as_str())).enumerate() {
-        let layers = if t.layers == 1 { "1 layer".to_owned() } else { format!("{} layers", t.layers) };
-        push(&t.name, format!("{layers} · {}", facts::bytes(t.bytes)), format!("0{rank:05}"));
+    for (rank, t) in present
+        .iter()
+        .filter(|t| QUANTIZABLE_TYPES.contains(&t.name.as_str()))
+        .enumerate()
+    {
+        let layers = if t.layers == 1 {
+            "1 layer".to_owned()
+        } else {
+            format!("{} layers", t.layers)
+        };
+        push(
+            &t.name,
+            format!("{layers} · {}", facts::bytes(t.bytes)),
+            format!("0{rank:05}"),
+        );
     }
     for (i, name) in QUANTIZABLE_TYPES.iter().enumerate() {
         if present.iter().any(|t| t.name == *name) {
             continue;
         }
-        let detail = if an.model.is_some() { "not in this model" } else { "layer type" };
+        let detail = if an.model.is_some() {
+            "not in this model"
+        } else {
+            "layer type"
+        };
         push(name, detail.to_owned(), format!("1{i:05}"));
     }
     items

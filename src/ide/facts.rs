@@ -77,7 +77,9 @@ pub fn layer_stats(index: &ModelIndex) -> Vec<LayerStat> {
         if layer.weights.is_empty() {
             continue;
         }
-        let (weights, bytes) = index.layer_weights(id).fold((0, 0), |(c, b), w| (c + w.count, b + w.bytes()));
+        let (weights, bytes) = index
+            .layer_weights(id)
+            .fold((0, 0), |(c, b), w| (c + w.count, b + w.bytes()));
         match seen.get(&layer.name) {
             Some(&i) => {
                 if let Some(s) = out.get_mut(i) {
@@ -88,7 +90,12 @@ pub fn layer_stats(index: &ModelIndex) -> Vec<LayerStat> {
             }
             None => {
                 seen.insert(layer.name.clone(), out.len());
-                out.push(LayerStat { name: layer.name.clone(), layer_type: layer.layer_type.clone(), weights, bytes });
+                out.push(LayerStat {
+                    name: layer.name.clone(),
+                    layer_type: layer.layer_type.clone(),
+                    weights,
+                    bytes,
+                });
             }
         }
     }
@@ -131,7 +138,14 @@ pub fn type_stats(index: &ModelIndex) -> Vec<TypeStat> {
             add("depthwiseConv");
         }
     }
-    let mut out: Vec<TypeStat> = map.into_iter().map(|(name, (layers, bytes))| TypeStat { name, layers, bytes }).collect();
+    let mut out: Vec<TypeStat> = map
+        .into_iter()
+        .map(|(name, (layers, bytes))| TypeStat {
+            name,
+            layers,
+            bytes,
+        })
+        .collect();
     out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
     out
 }
@@ -160,7 +174,10 @@ pub fn storage_mix(index: &ModelIndex) -> String {
 }
 
 /// The ids of the layers a name or glob pattern matches.
-pub fn matching_layers<'a>(index: &'a ModelIndex, pattern: &'a str) -> impl Iterator<Item = usize> + 'a {
+pub fn matching_layers<'a>(
+    index: &'a ModelIndex,
+    pattern: &'a str,
+) -> impl Iterator<Item = usize> + 'a {
     index
         .layers
         .iter()
@@ -188,8 +205,14 @@ mod tests {
 
     #[test]
     fn sizes_in_words() {
-        let out: Vec<String> = [0, 999, 1000, 9_949, 310_000, 1_234_567, 4_100_000_000].into_iter().map(bytes).collect();
-        assert_eq!(out, ["0 B", "999 B", "1.0 KB", "9.9 KB", "310 KB", "1.2 MB", "4.1 GB"]);
+        let out: Vec<String> = [0, 999, 1000, 9_949, 310_000, 1_234_567, 4_100_000_000]
+            .into_iter()
+            .map(bytes)
+            .collect();
+        assert_eq!(
+            out,
+            ["0 B", "999 B", "1.0 KB", "9.9 KB", "310 KB", "1.2 MB", "4.1 GB"]
+        );
         assert_eq!(change(4000, 1000), "−75%");
         assert_eq!(change(100, 103), "+3%");
         assert_eq!(change(0, 5), "±0%");

@@ -21,7 +21,9 @@ pub struct InlayHint {
 
 /// Hints for the entries of `layers` and `selector.skip_layers` that end inside `range`.
 pub fn inlay_hints(an: &Analysis, range: Range<usize>) -> Vec<InlayHint> {
-    let (Some(model), Some(plan), Some(root)) = (an.model, an.plan.as_ref(), an.root()) else { return Vec::new() };
+    let (Some(model), Some(plan), Some(root)) = (an.model, an.plan(), an.root()) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut push = |pattern: &str, offset: usize| {
         if !range.contains(&offset) && range.end != offset {
@@ -29,11 +31,18 @@ pub fn inlay_hints(an: &Analysis, range: Range<usize>) -> Vec<InlayHint> {
         }
         if let Some((before, after)) = facts::pattern_bytes(&model.index, plan, pattern) {
             let n = facts::matching_layers(&model.index, pattern).count();
-            let layers = if n == 1 { "1 layer".to_owned() } else { format!("{n} layers") };
+            let layers = if n == 1 {
+                "1 layer".to_owned()
+            } else {
+                format!("{n} layers")
+            };
             out.push(InlayHint {
                 offset,
                 label: format!("≈ {} → {}", facts::bytes(before), facts::bytes(after)),
-                tooltip: Some(format!("{layers}: {before} → {after} bytes ({})", facts::change(before, after))),
+                tooltip: Some(format!(
+                    "{layers}: {before} → {after} bytes ({})",
+                    facts::change(before, after)
+                )),
             });
         }
     };
@@ -42,7 +51,11 @@ pub fn inlay_hints(an: &Analysis, range: Range<usize>) -> Vec<InlayHint> {
             push(&m.key.name, m.range.end);
         }
     }
-    let skip = root.value("selector").and_then(Value::as_object).and_then(|s| s.value("skip_layers")).and_then(Value::as_array);
+    let skip = root
+        .value("selector")
+        .and_then(Value::as_object)
+        .and_then(|s| s.value("skip_layers"))
+        .and_then(Value::as_array);
     for e in skip.map(|a| a.elements.as_slice()).unwrap_or_default() {
         if let Some(name) = e.as_str() {
             push(name, e.range.end);
@@ -53,8 +66,12 @@ pub fn inlay_hints(an: &Analysis, range: Range<usize>) -> Vec<InlayHint> {
 
 /// The title of the "Quantize" lens: the output size and the saving when known.
 pub fn quantize_lens_title(an: &Analysis) -> String {
-    match an.estimate.as_ref() {
-        Some(e) => format!("Quantize → {} ({})", facts::bytes(e.bytes_after), facts::change(e.bytes_before, e.bytes_after)),
+    match an.estimate() {
+        Some(e) => format!(
+            "Quantize → {} ({})",
+            facts::bytes(e.bytes_after),
+            facts::change(e.bytes_before, e.bytes_after)
+        ),
         None => "Quantize".into(),
     }
 }

@@ -30,7 +30,9 @@ pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
             p.push(PathSegment::Key(name.clone()));
             (p, range.to_range())
         }
-        PositionKind::StringValue { range, .. } | PositionKind::Value { range, .. } => (loc.path.clone(), range.to_range()),
+        PositionKind::StringValue { range, .. } | PositionKind::Value { range, .. } => {
+            (loc.path.clone(), range.to_range())
+        }
         _ => return None,
     };
     let is_key = matches!(loc.kind, PositionKind::Key { .. });
@@ -45,17 +47,33 @@ pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
     match names.as_slice() {
         ["layers", pattern] => md.push_str(&layer_text(an, pattern)),
         ["selector", "skip_layers", "[]"] => {
-            let name = an.parse.at_path(&path).and_then(|v| v.as_str()).unwrap_or("");
+            let name = an
+                .parse
+                .at_path(&path)
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             md.push_str(&layer_text(an, name));
         }
         ["selector", "skip_layer_types", "[]"] => {
-            let name = an.parse.at_path(&path).and_then(|v| v.as_str()).unwrap_or("");
+            let name = an
+                .parse
+                .at_path(&path)
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             md.push_str(&type_text(an, name));
         }
-        ["layers", pattern, "nbits" | "quantization_mode"] if !is_key => md.push_str(&layer_text(an, pattern)),
+        ["layers", pattern, "nbits" | "quantization_mode"] if !is_key => {
+            md.push_str(&layer_text(an, pattern))
+        }
         _ => {
             if let Some(doc) = keys::doc_of(&path) {
-                let _ = write!(md, "**{}**{}\n\n{}", doc.name, if doc.required { " (required)" } else { "" }, doc.doc);
+                let _ = write!(
+                    md,
+                    "**{}**{}\n\n{}",
+                    doc.name,
+                    if doc.required { " (required)" } else { "" },
+                    doc.doc
+                );
             }
             let extra = match names.as_slice() {
                 ["model"] => model_text(an),
@@ -70,7 +88,10 @@ pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
             }
         }
     }
-    (!md.is_empty()).then_some(HoverResult { range, markdown: md })
+    (!md.is_empty()).then_some(HoverResult {
+        range,
+        markdown: md,
+    })
 }
 
 /// The model's facts.
@@ -79,7 +100,11 @@ fn model_text(an: &Analysis) -> Option<String> {
     let idx = &m.index;
     let root = idx.models.first()?;
     let with_weights = idx.layers.iter().filter(|l| !l.weights.is_empty()).count();
-    let name = m.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = m
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut s = format!(
         "**{name}** — `{}`, specification version {}\n\n{} layers ({with_weights} with weights) · weights {} of {} · {}",
         root.model_type,
@@ -97,7 +122,7 @@ fn model_text(an: &Analysis) -> Option<String> {
 
 /// The whole-model estimate, by layer type.
 fn estimate_text(an: &Analysis) -> Option<String> {
-    let (m, plan, est) = (an.model?, an.plan.as_ref()?, an.estimate.as_ref()?);
+    let (m, plan, est) = (an.model?, an.plan()?, an.estimate()?);
     let mut s = format!(
         "Weights {} → {} ({})\n\nOutput file: {} → {} bytes ({})",
         facts::bytes(est.weight_bytes_before),
@@ -118,11 +143,17 @@ fn estimate_text(an: &Analysis) -> Option<String> {
         e.2 += lp.bytes_after;
     }
     let mut rows: Vec<_> = by_type.into_iter().collect();
-    rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .1));
     if !rows.is_empty() {
         s.push_str("\n\n| layer type | layers | before | after |\n|---|---:|---:|---:|");
         for (ty, (n, before, after)) in rows {
-            let _ = write!(s, "\n| {ty} | {n} | {} | {} ({}) |", facts::bytes(before), facts::bytes(after), facts::change(before, after));
+            let _ = write!(
+                s,
+                "\n| {ty} | {n} | {} | {} ({}) |",
+                facts::bytes(before),
+                facts::bytes(after),
+                facts::change(before, after)
+            );
         }
     }
     Some(s)
@@ -133,7 +164,10 @@ fn decision_text(d: &LayerDecision, an: &Analysis) -> String {
         LayerDecision::Quantize(t) => format!("quantized: {}", t.describe()),
         LayerDecision::Skip => "kept in full precision".into(),
         LayerDecision::FusedInto(p) => {
-            let producer = an.model.and_then(|m| m.index.layers.get(*p)).map_or("?", |l| l.name.as_str());
+            let producer = an
+                .model
+                .and_then(|m| m.index.layers.get(*p))
+                .map_or("?", |l| l.name.as_str());
             format!("fused into `{producer}` and deleted")
         }
         LayerDecision::NotQuantizable => "weights coremltools never converts".into(),
@@ -143,7 +177,9 @@ fn decision_text(d: &LayerDecision, an: &Analysis) -> String {
 
 /// The plan of the layers a name or pattern matches.
 fn layer_text(an: &Analysis, pattern: &str) -> String {
-    let Some(m) = an.model else { return format!("`{pattern}`") };
+    let Some(m) = an.model else {
+        return format!("`{pattern}`");
+    };
     let ids: Vec<usize> = facts::matching_layers(&m.index, pattern).collect();
     if ids.is_empty() {
         return format!("`{pattern}` matches no layer of the model");
@@ -153,9 +189,11 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
         let _ = writeln!(s, "`{pattern}` matches {} layers\n", ids.len());
     }
     for &id in ids.iter().take(8) {
-        let Some(layer) = m.index.layers.get(id) else { continue };
+        let Some(layer) = m.index.layers.get(id) else {
+            continue;
+        };
         let _ = write!(s, "**{}** — `{}`", layer.name, layer.layer_type);
-        if let Some(lp) = an.plan.as_ref().and_then(|p| p.layers.get(id)) {
+        if let Some(lp) = an.plan().and_then(|p| p.layers.get(id)) {
             match &lp.decision {
                 LayerDecision::Quantize(_) => {
                     let _ = write!(s, ": quantized, {}", lp.reason);
@@ -170,10 +208,21 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
         }
         s.push('\n');
         for &w in &layer.weights {
-            let Some(info) = m.index.weights.get(w) else { continue };
-            let shape = if info.shape.is_empty() { String::new() } else { format!(" {:?}", info.shape) };
-            let _ = write!(s, "\n- `{}`{shape}: {}", info.field, facts::bytes(info.bytes()));
-            if let Some(tp) = an.plan.as_ref().and_then(|p| p.tensors.get(w)) {
+            let Some(info) = m.index.weights.get(w) else {
+                continue;
+            };
+            let shape = if info.shape.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", info.shape)
+            };
+            let _ = write!(
+                s,
+                "\n- `{}`{shape}: {}",
+                info.field,
+                facts::bytes(info.bytes())
+            );
+            if let Some(tp) = an.plan().and_then(|p| p.tensors.get(w)) {
                 let what = match &tp.action {
                     TensorAction::Keep if tp.fused => "kept (fused values)".to_owned(),
                     TensorAction::Keep => "kept".to_owned(),
@@ -193,29 +242,57 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
 
 /// A layer type's totals and saving.
 fn type_text(an: &Analysis, name: &str) -> String {
-    let doc = keys::pseudo_type_doc(name).map(|d| format!(" ({d})")).unwrap_or_default();
-    let Some(m) = an.model else { return format!("`{name}`{doc}") };
+    let doc = keys::pseudo_type_doc(name)
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    let Some(m) = an.model else {
+        return format!("`{name}`{doc}");
+    };
     let ids: Vec<usize> = m
         .index
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| !l.weights.is_empty() && (l.layer_type == name || (name == "depthwiseConv" && facts::is_depthwise(l))))
+        .filter(|(_, l)| {
+            !l.weights.is_empty()
+                && (l.layer_type == name || (name == "depthwiseConv" && facts::is_depthwise(l)))
+        })
         .map(|(i, _)| i)
         .collect();
     if ids.is_empty() {
         return format!("`{name}`{doc}: no layer of this type holds weights in the model");
     }
-    let before: u64 = ids.iter().flat_map(|&i| m.index.layer_weights(i)).map(|w| w.bytes()).sum();
-    let mut s = format!("`{name}`{doc}: {} layers, {} of weights", ids.len(), facts::bytes(before));
-    if let Some(plan) = &an.plan {
-        let after: u64 = ids.iter().filter_map(|&i| plan.layers.get(i)).map(|l| l.bytes_after).sum();
-        let _ = write!(s, "\n\nWith this config: {} → {} ({})", facts::bytes(before), facts::bytes(after), facts::change(before, after));
+    let before: u64 = ids
+        .iter()
+        .flat_map(|&i| m.index.layer_weights(i))
+        .map(|w| w.bytes())
+        .sum();
+    let mut s = format!(
+        "`{name}`{doc}: {} layers, {} of weights",
+        ids.len(),
+        facts::bytes(before)
+    );
+    if let Some(plan) = an.plan() {
+        let after: u64 = ids
+            .iter()
+            .filter_map(|&i| plan.layers.get(i))
+            .map(|l| l.bytes_after)
+            .sum();
+        let _ = write!(
+            s,
+            "\n\nWith this config: {} → {} ({})",
+            facts::bytes(before),
+            facts::bytes(after),
+            facts::change(before, after)
+        );
     }
     s
 }
 
 /// Markdown to plaintext: drops emphasis and code marks and the rule.
 pub fn plain(markdown: &str) -> String {
-    markdown.replace("**", "").replace('`', "").replace("\n\n---\n\n", "\n\n")
+    markdown
+        .replace("**", "")
+        .replace('`', "")
+        .replace("\n\n---\n\n", "\n\n")
 }

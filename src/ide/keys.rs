@@ -36,7 +36,12 @@ pub struct KeyDoc {
 }
 
 const fn key(name: &'static str, ty: KeyType, required: bool, doc: &'static str) -> KeyDoc {
-    KeyDoc { name, ty, required, doc }
+    KeyDoc {
+        name,
+        ty,
+        required,
+        doc,
+    }
 }
 
 /// Keys of the root object.
@@ -62,10 +67,30 @@ pub const SELECTOR: &[KeyDoc] = &[
 
 /// Keys of one entry of `layers`.
 pub const OVERRIDE: &[KeyDoc] = &[
-    key("nbits", KeyType::Integer, false, "Bits per weight for the matching layers: 16, or 1 to 8."),
-    key("quantization_mode", KeyType::String, false, "Quantization mode for the matching layers."),
-    key("lut", KeyType::Array, false, "The lookup table for `custom_lut` on the matching layers (2^nbits numbers)."),
-    key("skip", KeyType::Bool, false, "`true` leaves the matching layers in full precision."),
+    key(
+        "nbits",
+        KeyType::Integer,
+        false,
+        "Bits per weight for the matching layers: 16, or 1 to 8.",
+    ),
+    key(
+        "quantization_mode",
+        KeyType::String,
+        false,
+        "Quantization mode for the matching layers.",
+    ),
+    key(
+        "lut",
+        KeyType::Array,
+        false,
+        "The lookup table for `custom_lut` on the matching layers (2^nbits numbers).",
+    ),
+    key(
+        "skip",
+        KeyType::Bool,
+        false,
+        "`true` leaves the matching layers in full precision.",
+    ),
 ];
 
 /// The keys allowed in the object at `path`, if it is one of the config's objects.
@@ -81,7 +106,9 @@ pub fn keys_at(path: &[PathSegment]) -> Option<&'static [KeyDoc]> {
 /// The documentation of the key at the end of `path`.
 pub fn doc_of(path: &[PathSegment]) -> Option<&'static KeyDoc> {
     let (last, parent) = path.split_last()?;
-    let PathSegment::Key(name) = last else { return None };
+    let PathSegment::Key(name) = last else {
+        return None;
+    };
     keys_at(parent)?.iter().find(|k| k.name == name)
 }
 
@@ -104,7 +131,10 @@ pub const NBITS: &[(u8, &str)] = &[
     (7, "7-bit"),
     (6, "6-bit: usually fine with a LUT mode"),
     (5, "5-bit"),
-    (4, "4-bit: an eighth of the size; check quality, prefer kmeans_lut"),
+    (
+        4,
+        "4-bit: an eighth of the size; check quality, prefer kmeans_lut",
+    ),
     (3, "3-bit: aggressive"),
     (2, "2-bit: very aggressive"),
     (1, "1-bit: binary weights"),
@@ -114,7 +144,9 @@ pub const NBITS: &[(u8, &str)] = &[
 pub fn pseudo_type_doc(name: &str) -> Option<&'static str> {
     match name {
         "depthwiseConv" => Some("convolutions with one kernel channel and several groups"),
-        "bias" => Some("bias layers, and the biases of convolution, innerProduct and batchedMatmul"),
+        "bias" => {
+            Some("bias layers, and the biases of convolution, innerProduct and batchedMatmul")
+        }
         _ => None,
     }
 }

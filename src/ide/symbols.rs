@@ -40,7 +40,9 @@ pub struct Symbol {
 
 /// The outline of the root object.
 pub fn symbols(text: &str, root: &Value) -> Vec<Symbol> {
-    let Some(o) = root.as_object() else { return Vec::new() };
+    let Some(o) = root.as_object() else {
+        return Vec::new();
+    };
     o.members
         .iter()
         .filter(|m| !m.key.name.is_empty())
@@ -55,7 +57,9 @@ pub fn symbols(text: &str, root: &Value) -> Vec<Symbol> {
             };
             let detail = match kind {
                 SymbolKind::Object | SymbolKind::Array => None,
-                _ => text.get(m.value.range.to_range()).map(|s| s.chars().take(40).collect()),
+                _ => text
+                    .get(m.value.range.to_range())
+                    .map(|s| s.chars().take(40).collect()),
             };
             Symbol {
                 name: m.key.name.clone(),

@@ -6,8 +6,8 @@ pub mod names;
 pub mod open;
 pub mod package;
 pub mod proto;
-pub mod wire;
 mod walk;
+pub mod wire;
 
 pub use error::ModelError;
 pub use index::{

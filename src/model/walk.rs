@@ -621,7 +621,13 @@ impl<'a> Walker<'a> {
         }
         self.idx.layers.push(info);
         if let Some(p) = params {
-            self.params(id, &p, (net_path, index), depth)?;
+            self.params(id, &p, (net_path, index), depth).map_err(|e| {
+                let l = &self.idx.layers[id];
+                WireError::new(
+                    e.offset,
+                    format!("layer {:?} ({}): {}", l.name, l.layer_type, e.message),
+                )
+            })?;
         }
         Ok(id)
     }
@@ -634,7 +640,8 @@ impl<'a> Walker<'a> {
         // Holders of nested messages (LSTM weights, activations) must outlive `wps`.
         let msg;
         let mut nested: Vec<(String, Msg)> = Vec::new();
-        let mut extra: Vec<(String, Msg)> = Vec::new();
+        // WeightParams inside activation parameters: (full field name, field).
+        let mut extra: Vec<(String, Field)> = Vec::new();
         let mut wps: Vec<Wp<'_>> = Vec::new();
         let params: LayerParams;
         match p.number {
@@ -775,7 +782,7 @@ impl<'a> Walker<'a> {
                 push_wp(&mut wps, &msg, 31, "recursionMatrix", vec![o, o], 0)?;
                 push_wp(&mut wps, &msg, 32, "biasVector", vec![o], 0)?;
                 if let Some(a) = msg.one(10, "activation")? {
-                    extra.push(("activation.".into(), self.read_activation(a, depth)?));
+                    self.activation_wps(a.value.clone(), "activation.", depth, &mut extra)?;
                 }
                 params = LayerParams::Recurrent {
                     input_size: i,
@@ -798,10 +805,12 @@ impl<'a> Walker<'a> {
                     push_wp(&mut wps, &msg, n, name, rnn_shape(name, i, o), 0)?;
                 }
                 for (k, a) in msg.many(10, "activations")?.into_iter().enumerate() {
-                    extra.push((
-                        format!("activations[{k}]."),
-                        self.read_activation(a, depth)?,
-                    ));
+                    self.activation_wps(
+                        a.value.clone(),
+                        &format!("activations[{k}]."),
+                        depth,
+                        &mut extra,
+                    )?;
                 }
                 params = LayerParams::Recurrent {
                     input_size: i,
@@ -860,7 +869,12 @@ impl<'a> Walker<'a> {
                 };
                 for &(n, name) in groups {
                     for (k, a) in msg.many(n, name)?.into_iter().enumerate() {
-                        extra.push((format!("{name}[{k}]."), self.read_activation(a, depth)?));
+                        self.activation_wps(
+                            a.value.clone(),
+                            &format!("{name}[{k}]."),
+                            depth,
+                            &mut extra,
+                        )?;
                     }
                 }
                 params = LayerParams::Recurrent {
@@ -871,8 +885,7 @@ impl<'a> Walker<'a> {
                 };
             }
             130 => {
-                msg = self.read(body, "ActivationParams", &ACTIVATION_NUMBERS)?;
-                extra.push((String::new(), self.activation_members(&msg, depth)?));
+                self.activation_wps(body, "", depth, &mut extra)?;
                 params = LayerParams::Other;
             }
             1350 => {
@@ -991,20 +1004,13 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        for (prefix, m) in &extra {
-            for f in &m.fields {
-                // activation_members stores (member.alpha/beta) fields with synthetic numbers.
-                let name = ACTIVATION_WP_NAMES
-                    .iter()
-                    .find(|(n, _)| *n == f.number)
-                    .map_or("", |(_, s)| s);
-                wps.push(Wp {
-                    field: f,
-                    name: format!("{prefix}{name}"),
-                    shape: Vec::new(),
-                    axis: 0,
-                });
-            }
+        for (name, field) in &extra {
+            wps.push(Wp {
+                field,
+                name: name.clone(),
+                shape: Vec::new(),
+                axis: 0,
+            });
         }
         self.idx.layers[id].params = params;
         for wp in wps {
@@ -1014,41 +1020,40 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    fn read_activation(&mut self, a: &Field, depth: usize) -> R<Msg> {
-        let d = deeper(depth, a.value.start)?;
-        let m = self.read(a.value.clone(), "ActivationParams", &ACTIVATION_NUMBERS)?;
-        self.activation_members(&m, d)
-    }
-
-    /// The WeightParams inside an ActivationParams (PReLU.alpha, parametricSoftplus.alpha
-    /// and .beta), as fields renumbered per [`ACTIVATION_WP_NAMES`].
-    fn activation_members(&mut self, m: &Msg, depth: usize) -> R<Msg> {
-        let mut out = Vec::new();
-        for (member, base, what) in [
-            (25u32, 0u32, "ActivationPReLU"),
-            (71, 10, "ActivationParametricSoftplus"),
-        ] {
-            let Some(f) = m.one(member, what)? else {
+    /// Appends the WeightParams of the ActivationParams in `body` (`PReLU.alpha`,
+    /// `parametricSoftplus.alpha` and `.beta`), named with `prefix`.
+    fn activation_wps(
+        &mut self,
+        body: Span,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<(String, Field)>,
+    ) -> R<()> {
+        let depth = deeper(depth, body.start)?;
+        let m = self.read(body, "ActivationParams", &ACTIVATION_NUMBERS)?;
+        let members: [(u32, &str, &'static str, &[(u32, &str)]); 2] = [
+            (25, "PReLU", "ActivationPReLU", &[(1, "alpha")]),
+            (
+                71,
+                "parametricSoftplus",
+                "ActivationParametricSoftplus",
+                &[(1, "alpha"), (2, "beta")],
+            ),
+        ];
+        for (number, member, what, params) in members {
+            let Some(f) = m.one(number, member)? else {
                 continue;
             };
             deeper(depth, f.value.start)?;
-            let inner = self.read(
-                f.value.clone(),
-                what,
-                if member == 25 { &[1] } else { &[1, 2] },
-            )?;
-            for n in if member == 25 { 1..=1 } else { 1..=2 } {
-                if let Some(wp) = inner.one(n, "alpha/beta")? {
-                    let mut wp = wp.clone();
-                    wp.number = base + n;
-                    out.push(wp);
+            let known: Vec<u32> = params.iter().map(|(n, _)| *n).collect();
+            let inner = self.read(f.value.clone(), what, &known)?;
+            for &(n, name) in params {
+                if let Some(wp) = inner.one(n, name)? {
+                    out.push((format!("{prefix}{member}.{name}"), wp.clone()));
                 }
             }
         }
-        Ok(Msg {
-            what: "ActivationParams",
-            fields: out,
-        })
+        Ok(())
     }
 
     fn weight(&mut self, layer: LayerId, wp: Wp<'_>, depth: usize) -> R<usize> {
@@ -1275,13 +1280,6 @@ const LSTM_FIELDS: &[(u32, &str)] = &[
 const LSTM_NUMBERS: [u32; 15] = [1, 2, 3, 4, 20, 21, 22, 23, 40, 41, 42, 43, 60, 61, 62];
 
 const ACTIVATION_NUMBERS: [u32; 13] = [5, 10, 15, 20, 25, 30, 31, 40, 41, 50, 60, 70, 71];
-
-/// Synthetic numbers used by `activation_members` for the WeightParams it finds.
-const ACTIVATION_WP_NAMES: [(u32, &str); 3] = [
-    (1, "PReLU.alpha"),
-    (11, "parametricSoftplus.alpha"),
-    (12, "parametricSoftplus.beta"),
-];
 
 #[cfg(test)]
 mod tests {

@@ -289,6 +289,16 @@ pub struct Estimate {
     pub weight_bytes_after: u64,
 }
 
+/// Plans `settings` for an open model and measures the exact output size.
+pub fn plan_and_estimate(
+    file: &crate::model::ModelFile,
+    settings: &super::Settings,
+) -> Result<(Plan, Estimate), QuantError> {
+    let plan = super::plan::build(&file.index, settings)?;
+    let est = estimate(&file.index, file.bytes(), &plan)?;
+    Ok((plan, est))
+}
+
 /// The exact output size of `plan` on the file `bytes` (headers read, weights not).
 pub fn estimate(index: &ModelIndex, bytes: &[u8], plan: &Plan) -> Result<Estimate, QuantError> {
     let r = rewrite(index, bytes, plan)?;

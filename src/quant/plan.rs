@@ -260,8 +260,8 @@ pub fn build(index: &ModelIndex, settings: &Settings) -> Result<Plan, PlanError>
         return Ok(Plan::default());
     };
     // §2.2 step 2: fp16 of an updatable model is refused (checked on the top-level model).
-    let any_fp16 = default_target == Target::Fp16 && settings.default.mode != Mode::Dequantization
-        || settings.default.nbits == 16
+    // nbits 16 counts even in dequantization mode, as in coremltools.
+    let any_fp16 = settings.default.nbits == 16
         || override_targets
             .iter()
             .flatten()

@@ -634,7 +634,7 @@ mod tests {
             &b,
             vec![Edit::insert(inner.end, inner.start, vec![0x30, 1])],
         );
-        assert_eq!(out[5], 7, "inner length grew by 2");
+        assert_eq!(out[5], 9, "inner length grew from 7 to 9");
     }
 
     #[test]

@@ -125,6 +125,7 @@ class Runner {
       });
       await this.step("vscode: status bar shows the estimate", () => this.statusBar(estimate));
       await this.step("vscode: quantize writes the estimated size", () => this.quantize(estimate));
+      await this.step("vscode: Show model summary", () => this.summary());
       await this.step("vscode: Restart server command", () => this.restart());
       await this.step("vscode: screenshots", () => this.screenshots());
     }
@@ -306,6 +307,18 @@ class Runner {
       fileSize: size,
       estimate,
     });
+  }
+
+  private async summary(): Promise<void> {
+    await this.open("good.quant.json");
+    const doc = await vscode.commands.executeCommand<vscode.Uri | undefined>("coremlq.showModelSummary");
+    const text = doc ? (await vscode.workspace.openTextDocument(doc)).getText() : "";
+    this.record(
+      "vscode: Show model summary opens the summary with the estimate",
+      /MobileNetMini/.test(text) && text.includes("→"),
+      text.slice(0, 600) || "no summary document",
+    );
+    await vscode.commands.executeCommand("workbench.action.closeAllEditors");
   }
 
   private async restart(): Promise<void> {

@@ -48,7 +48,12 @@ export interface QuantizeOutcome {
 export async function activate(context: vscode.ExtensionContext): Promise<Api> {
   output = vscode.window.createOutputChannel("coremlq");
   status = new StatusEstimate();
-  context.subscriptions.push(output, status);
+  context.subscriptions.push(
+    output,
+    status,
+    summaryChanged,
+    vscode.workspace.registerTextDocumentContentProvider(SUMMARY_SCHEME, summaryProvider),
+  );
 
   context.subscriptions.push(
     vscode.commands.registerCommand("coremlq.quantizeModel", async (uri?: vscode.Uri) => {
@@ -59,9 +64,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Api> {
     }),
     vscode.commands.registerCommand("coremlq.showModelSummary", async (uri?: vscode.Uri) => {
       const target = configUri(uri);
-      if (target) {
-        await showSummary(target);
-      }
+      return target ? showSummary(target) : undefined;
     }),
     vscode.commands.registerCommand("coremlq.restartServer", async () => {
       await restart(context);
@@ -282,16 +285,34 @@ async function summary(uri: vscode.Uri): Promise<unknown> {
   });
 }
 
-async function showSummary(uri: vscode.Uri): Promise<void> {
+/** Read-only documents holding model summaries (`coremlq-summary:` URIs). */
+export const SUMMARY_SCHEME = "coremlq-summary";
+const summaries = new Map<string, string>();
+const summaryChanged = new vscode.EventEmitter<vscode.Uri>();
+const summaryProvider: vscode.TextDocumentContentProvider = {
+  onDidChange: summaryChanged.event,
+  provideTextDocumentContent: (uri) => summaries.get(uri.toString()) ?? "",
+};
+
+/** Opens the model summary of a config: a read-only markdown preview beside the editor. */
+async function showSummary(uri: vscode.Uri): Promise<vscode.Uri | undefined> {
   try {
     const raw = await summary(uri);
-    const doc = await vscode.workspace.openTextDocument({
-      language: "markdown",
-      content: summaryText(raw, uri.path.split("/").pop() ?? ""),
-    });
-    await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+    const name = uri.path.split("/").pop() ?? "config";
+    const doc = vscode.Uri.from({ scheme: SUMMARY_SCHEME, path: `/${name} summary.md`, query: uri.toString() });
+    summaries.set(doc.toString(), summaryText(raw, name));
+    summaryChanged.fire(doc);
+    await vscode.workspace.openTextDocument(doc);
+    try {
+      await vscode.commands.executeCommand("markdown.showPreviewToSide", doc);
+    } catch {
+      // No markdown preview (a minimal editor build): show the text.
+      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+    }
+    return doc;
   } catch (err) {
     void vscode.window.showErrorMessage(`coremlq: model summary failed: ${errorText(err)}`);
+    return undefined;
   }
 }
 

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf,
+};
 use tokio::task::JoinHandle;
 
 /// How long any single wait may take before the test fails.
@@ -80,9 +82,15 @@ impl TestClient {
     }
 
     /// Starts a server and completes `initialize` + `initialized`.
-    pub async fn initialized(capabilities: Value, root: Option<&Path>, options: Value) -> (TestClient, Value) {
+    pub async fn initialized(
+        capabilities: Value,
+        root: Option<&Path>,
+        options: Value,
+    ) -> (TestClient, Value) {
         let mut client = TestClient::start();
-        let folders = root.map(|r| json!([{"uri": uri(r), "name": "ws"}])).unwrap_or(Value::Null);
+        let folders = root
+            .map(|r| json!([{"uri": uri(r), "name": "ws"}]))
+            .unwrap_or(Value::Null);
         let result = client
             .request(
                 "initialize",
@@ -98,7 +106,10 @@ impl TestClient {
     /// Writes raw bytes as one frame body.
     pub async fn send_body(&mut self, body: &str) {
         let frame = format!("Content-Length: {}\r\n\r\n{}", body.len(), body);
-        self.writer.write_all(frame.as_bytes()).await.expect("write");
+        self.writer
+            .write_all(frame.as_bytes())
+            .await
+            .expect("write");
         self.writer.flush().await.expect("flush");
     }
 
@@ -131,7 +142,10 @@ impl TestClient {
 
     /// Waits for the response to request `id`.
     pub async fn response(&mut self, id: i64) -> Result<Value, Value> {
-        let early = self.inbox.iter().position(|m| m.get("method").is_none() && m["id"] == json!(id));
+        let early = self
+            .inbox
+            .iter()
+            .position(|m| m.get("method").is_none() && m["id"] == json!(id));
         let mut early = early.and_then(|i| self.inbox.remove(i));
         loop {
             let msg = match early.take() {
@@ -157,7 +171,8 @@ impl TestClient {
             .await
             .expect("timed out waiting for the server")
             .expect("server closed the connection");
-        if let (Some(method), Some(id)) = (msg.get("method").and_then(Value::as_str), msg.get("id")) {
+        if let (Some(method), Some(id)) = (msg.get("method").and_then(Value::as_str), msg.get("id"))
+        {
             let result = match method {
                 "workspace/configuration" => self.configuration.clone(),
                 "window/showMessageRequest" => self.message_action.clone(),
@@ -176,7 +191,12 @@ impl TestClient {
     pub async fn notification(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         let mut seen = 0;
         loop {
-            if let Some(i) = self.inbox.iter().skip(seen).position(|m| m.get("method").is_some() && pred(m)) {
+            if let Some(i) = self
+                .inbox
+                .iter()
+                .skip(seen)
+                .position(|m| m.get("method").is_some() && pred(m))
+            {
                 return self.inbox.remove(seen + i).unwrap_or_default();
             }
             seen = self.inbox.len();
@@ -217,9 +237,14 @@ impl TestClient {
 
     /// `shutdown` then `exit`; the server task must end.
     pub async fn shutdown(mut self) {
-        self.request("shutdown", Value::Null).await.expect("shutdown");
+        self.request("shutdown", Value::Null)
+            .await
+            .expect("shutdown");
         self.notify("exit", Value::Null).await;
-        tokio::time::timeout(TIMEOUT, self.server).await.expect("server did not exit").expect("server task");
+        tokio::time::timeout(TIMEOUT, self.server)
+            .await
+            .expect("server did not exit")
+            .expect("server task");
     }
 }
 
@@ -265,7 +290,10 @@ pub fn cursor(fixture: &str) -> (String, Value) {
     let line = before.matches('\n').count();
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let character: usize = before[line_start..].chars().map(char::len_utf16).sum();
-    (fixture.replacen("$0", "", 1), json!({"line": line, "character": character}))
+    (
+        fixture.replacen("$0", "", 1),
+        json!({"line": line, "character": character}),
+    )
 }
 
 /// The repository's root folder.
@@ -276,7 +304,10 @@ pub fn repo_root() -> PathBuf {
 /// A fresh workspace folder holding a copy of the bundled example model.
 pub fn workspace_with_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(repo_root().join("examples/MobileNetMini.mlmodel"), dir.path().join("MobileNetMini.mlmodel"))
-        .expect("copy example model");
+    std::fs::copy(
+        repo_root().join("examples/MobileNetMini.mlmodel"),
+        dir.path().join("MobileNetMini.mlmodel"),
+    )
+    .expect("copy example model");
     dir
 }

@@ -20,21 +20,37 @@ pub fn dense_model(layers: usize, n: u64) -> Vec<u8> {
         layers: (0..layers)
             .map(|i| NeuralNetworkLayer {
                 name: format!("fc{i}"),
-                input: vec![if i == 0 { "input".into() } else { format!("x{i}") }],
+                input: vec![if i == 0 {
+                    "input".into()
+                } else {
+                    format!("x{i}")
+                }],
                 output: vec![format!("x{}", i + 1)],
-                layer: Some(neural_network_layer::Layer::InnerProduct(InnerProductLayerParams {
-                    input_channels: n,
-                    output_channels: n,
-                    has_bias: true,
-                    weights: Some(WeightParams { float_value: (0..n * n).map(|_| next()).collect(), ..Default::default() }),
-                    bias: Some(WeightParams { float_value: (0..n).map(|_| next()).collect(), ..Default::default() }),
-                    ..Default::default()
-                })),
+                layer: Some(neural_network_layer::Layer::InnerProduct(
+                    InnerProductLayerParams {
+                        input_channels: n,
+                        output_channels: n,
+                        has_bias: true,
+                        weights: Some(WeightParams {
+                            float_value: (0..n * n).map(|_| next()).collect(),
+                            ..Default::default()
+                        }),
+                        bias: Some(WeightParams {
+                            float_value: (0..n).map(|_| next()).collect(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )),
                 ..Default::default()
             })
             .collect(),
         ..Default::default()
     };
-    proto::Model { specification_version: 4, r#type: Some(model::Type::NeuralNetwork(net)), ..Default::default() }
-        .encode_to_vec()
+    proto::Model {
+        specification_version: 4,
+        r#type: Some(model::Type::NeuralNetwork(net)),
+        ..Default::default()
+    }
+    .encode_to_vec()
 }

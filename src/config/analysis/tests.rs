@@ -389,6 +389,8 @@ fn model_statuses() {
         error Q0203 1:11-1:22 `m.mlmodel` is truncated or corrupt: byte 1234: truncated varint
         --
         error Q0204 1:11-1:22 `m.mlmodel` is a folder
+        --
+        error Q0201 1:11-1:14 `model` is empty: name the .mlmodel file to quantize
     "#]]
     .assert_eq(&out.join("--\n"));
 }
@@ -531,4 +533,98 @@ fn resolved_paths_and_settings() {
     assert_eq!(s.overrides.len(), 1);
     assert!(s.overrides[0].skip);
     assert_eq!(s.selector, crate::quant::Selector::Default);
+}
+
+/// Random edits of valid configs: the analysis never panics and every range (diagnostics,
+/// fixes, related) lies on char boundaries of the text.
+#[test]
+fn random_edits_never_panic() {
+    const SEEDS: &[&str] = &[
+        r#"{"model": "m.mlmodel", "output": "o.mlmodel", "nbits": 2, "quantization_mode": "custom_lut",
+           "lut": [1, 2, 3, 4], "selector": {"skip_layer_types": ["bias", "depthwiseConv"],
+           "minimum_conv_kernel_channels": 4, "minimum_conv_weight_count": 0, "skip_layers": ["dense_1", "bn*"]},
+           "layers": {"conv1": {"nbits": 8, "quantization_mode": "linear_symmetric"}, "b?1": {"skip": true},
+           "dw_*": {"nbits": 16, "lut": [0]}}, "fuse_layers": true}"#,
+        r#"{"model": "m.mlmodel", "nbits": 16, "layers": {"dense_1": {"nbits": 4, "quantization_mode": "kmeans"}}}"#,
+    ];
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "\"",
+        "\\",
+        "//",
+        "/*",
+        "\n",
+        "1",
+        "-1",
+        "16",
+        "9",
+        "1e39",
+        "0.5",
+        "true",
+        "null",
+        "\"nbits\"",
+        "\"skip\"",
+        "\"layers\"",
+        "\"linear\"",
+        "é",
+        "\"conv1\"",
+        "*",
+    ];
+    let ix = index();
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    for round in 0..1500 {
+        let mut text = SEEDS[round % SEEDS.len()].to_string();
+        for _ in 0..1 + next(4) {
+            let mut at = next(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            if next(2) == 0 {
+                text.insert_str(at, PIECES[next(PIECES.len())]);
+            } else {
+                let mut end = (at + 1 + next(6)).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, "");
+            }
+        }
+        let p = parse(&text);
+        let out = OutputStatus::Absent;
+        let ctx = Context {
+            model: ModelStatus::Loaded(&ix),
+            output: &out,
+            ..Context::default()
+        };
+        let a = analyze(&p, &ctx);
+        let ok = |r: crate::config::syntax::TextRange| {
+            r.start <= r.end
+                && r.end <= text.len()
+                && text.is_char_boundary(r.start)
+                && text.is_char_boundary(r.end)
+        };
+        for d in &a.diagnostics {
+            assert!(ok(d.range), "{d:?} in {text:?}");
+            assert!(
+                d.fixes.iter().flat_map(|f| &f.edits).all(|e| ok(e.range)),
+                "{d:?}"
+            );
+            assert!(d.related.iter().all(|r| ok(r.range)), "{d:?}");
+        }
+        assert_eq!(
+            a.settings.is_some(),
+            !a.has_errors() && a.settings.is_some()
+        );
+    }
 }

@@ -49,7 +49,8 @@ pub struct Token {
 pub fn tokenize(text: &str, errors: &mut Vec<SyntaxError>) -> Vec<Token> {
     let bytes = text.as_bytes();
     let mut tokens = Vec::new();
-    let mut i = 0;
+    // A byte-order mark, as some editors write, is not content.
+    let mut i = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
     while i < bytes.len() {
         let b = bytes[i];
         let start = i;
@@ -228,6 +229,14 @@ mod tests {
                 Eof
             ]
         );
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let mut errors = Vec::new();
+        let tokens = tokenize("\u{FEFF}{}", &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(tokens[0].range, TextRange::new(3, 4));
     }
 
     #[test]

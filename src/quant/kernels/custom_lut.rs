@@ -5,6 +5,9 @@ use rayon::prelude::*;
 
 use super::{pack, KernelError, Notes, Params, Quantized};
 
+/// Relative distance to a midpoint below which the exact (slow) tie rule is applied.
+const TIE_MARGIN: f64 = 1.0 / (1u64 << 46) as f64;
+
 /// A table prepared for nearest-entry search with numpy's semantics: the index is
 /// `argmin_i |f64(w) − f64(table[i])|` (distances rounded to f64; ties → lowest index), so a NaN
 /// weight gets index 0 and a NaN table entry captures every weight (numpy's argmin returns the
@@ -122,6 +125,16 @@ impl Nearest {
         while p > 0 && mids[p - 1] >= x {
             p -= 1;
         }
+        // Fast path: the distance to the guessed entry is clearly below both neighbours'
+        // (by far more than f64 rounding), so no tie or rounding can change the answer.
+        let clear = |j: usize| {
+            let tol = (x.abs() + vals[j].abs() + vals[j + 1].abs()) * TIE_MARGIN;
+            // The distances to entries j and j + 1 differ by min(2·|x − mid|, gap).
+            (x - mids[j]).abs().min((vals[j + 1] - vals[j]) / 2.0) > tol
+        };
+        if (p == 0 || clear(p - 1)) && (p == mids.len() || clear(p)) {
+            return self.index[p];
+        }
         // Exact rule on rounded distances around the guess; equal distances form one run.
         let d = |i: usize| (x - vals[i]).abs();
         let (lo, hi) = (p.saturating_sub(1), (p + 1).min(vals.len() - 1));
@@ -209,7 +222,7 @@ mod tests {
         let n = Nearest::new(&[-1.0, f32::INFINITY, 1.0]);
         assert_eq!(n.find(f32::INFINITY), 1);
         let n = Nearest::new(&[1.0, -1.0, 1e30]);
-        assert_eq!(n.find(-1e30), 1);
+        assert_eq!(n.find(-1e30), 0); // 1e30 ± 1 round to the same f64: tie
     }
 
     #[test]

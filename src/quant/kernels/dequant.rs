@@ -3,6 +3,8 @@
 //! Linear: value = fl32(float64(q)·scale[c] + bias[c]); lookup table: value = table[q];
 //! half: the half value. Errors follow coremltools' `dequantization` mode.
 
+use std::borrow::Cow;
+
 use prost::Message;
 use rayon::prelude::*;
 

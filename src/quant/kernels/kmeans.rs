@@ -134,7 +134,7 @@ fn radix_sort(keys: &mut Vec<u32>) {
         for &k in keys.iter() {
             counts[digit(k)] += 1;
         }
-        if counts.iter().any(|&c| c == keys.len()) {
+        if counts.contains(&keys.len()) {
             continue;
         }
         let mut pos = vec![0usize; BUCKETS];
@@ -433,8 +433,8 @@ fn refine(full: &Prefix, bounds: &[usize], coarse: &[usize]) -> Vec<usize> {
     let last_group = bounds.len().saturating_sub(1);
     for _ in 0..MAX_ROUNDS {
         let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(k.saturating_sub(1));
-        for j in 1..k {
-            let g = bounds.partition_point(|&b| b < cuts[j]);
+        for (j, &cut) in cuts.iter().enumerate().take(k).skip(1) {
+            let g = bounds.partition_point(|&b| b < cut);
             let lo = bounds
                 .get(g.saturating_sub(WINDOW_GROUPS))
                 .copied()

@@ -220,3 +220,87 @@ pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn targets() -> Vec<Target> {
+        let mut t = vec![Target::Fp16, Target::LinearSymmetric];
+        for b in 1..=8 {
+            t.push(Target::Linear(b));
+            t.push(Target::LinearLut(b));
+            t.push(Target::KmeansLut(b));
+            t.push(Target::CustomLut(b, Arc::from(vec![-1.0f32, 0.5])));
+        }
+        t
+    }
+
+    #[test]
+    fn odd_inputs_never_panic_and_keep_their_shape() {
+        let inputs: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![1.5],
+            vec![f32::NAN; 5],
+            vec![f32::INFINITY, -1.0, f32::NEG_INFINITY, 2.0],
+            vec![f32::MAX, f32::MIN, 0.0, -0.0],
+            vec![1e-45, -1e-45, 0.0, 3.0],
+        ];
+        for values in &inputs {
+            for dialect in [Dialect::F32, Dialect::F64] {
+                for t in targets() {
+                    let shape = [values.len() as u64];
+                    let Ok(q) = quantize(values, &shape, 0, &t, dialect) else {
+                        assert!(
+                            matches!(t, Target::Fp16) || values.is_empty(),
+                            "{t:?} {values:?}"
+                        );
+                        continue;
+                    };
+                    if q.nbits <= 8 {
+                        assert_eq!(q.data.len(), packed_len(values.len(), q.nbits), "{t:?}");
+                    }
+                    let back = dequantize(&q, &shape, 0);
+                    assert!(
+                        values.is_empty() || back.is_ok(),
+                        "{t:?} {values:?}: {back:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn validation_errors_in_coremltools_words() {
+        let w = [0.0f32; 6];
+        let e = quantize(&w, &[4, 2], 0, &Target::Linear(4), Dialect::F32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Number of quantization channels does not divide evenly into weights"
+        );
+        // LUT modes use one channel for the check, then fail in numpy's reshape.
+        let e = quantize(&w, &[4, 2], 0, &Target::LinearLut(4), Dialect::F32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot reshape array of size 6 into shape (4,2)"
+        );
+        let e = quantize(&w, &[6], 0, &Target::Linear(9), Dialect::F32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Only 8-bit and lower quantization is supported"
+        );
+        let e = quantize(&w, &[6], 0, &Target::Linear(0), Dialect::F32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Only half precision (16-bit), 1 to 8-bit quantization is supported"
+        );
+        let e = quantize(&w, &[6], 0, &Target::Dequantize, Dialect::F32).unwrap_err();
+        assert!(matches!(e, KernelError::NotAQuantization(_)));
+        let e = quantize(&[70000.0], &[1], 0, &Target::Fp16, Dialect::F32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Model cannot be converted as it has weights that cannot be represented in half precision."
+        );
+    }
+}

@@ -314,10 +314,20 @@ step('quantize', function()
     record(':CoremlqQuantize writes the output whose size equals the estimate', false, 'no client')
     return
   end
+  -- Everything echoed in the message area while it runs (progress is not kept in :messages).
+  local echoed = {}
+  local real_echo = vim.api.nvim_echo
+  vim.api.nvim_echo = function(chunks, history, opts)
+    for _, chunk in ipairs(chunks) do
+      table.insert(echoed, chunk[1])
+    end
+    return real_echo(chunks, history, opts)
+  end
   vim.cmd('CoremlqQuantize')
   vim.wait(120000, function()
     return done ~= nil
   end, 100)
+  vim.api.nvim_echo = real_echo
   local stat = vim.uv.fs_stat(out)
   local size = stat and stat.size or nil
   local messages = vim.api.nvim_exec2('messages', { output = true }).output
@@ -330,7 +340,34 @@ step('quantize', function()
     file_size = size or vim.NIL,
     estimate = estimate or vim.NIL,
   })
-  record(':CoremlqQuantize reports in the message area', messages:find('coremlq: wrote', 1, true) ~= nil, messages:sub(-600))
+  local progress = vim.tbl_filter(function(m)
+    return m:find('%d+%%') ~= nil or m:find('%d+/%d+') ~= nil
+  end, echoed)
+  record(':CoremlqQuantize shows progress, then the result, in the message area',
+    #progress > 0 and messages:find('coremlq: wrote', 1, true) ~= nil, {
+    progress = vim.list_slice(progress, 1, 5),
+    echoed = #echoed,
+    messages = messages:sub(-400),
+  })
+end)
+
+step('summary', function()
+  local buf = open('good.quant.json')
+  client_for(buf)
+  local wins = #vim.api.nvim_list_wins()
+  vim.cmd('CoremlqSummary')
+  vim.wait(10000, function()
+    return #vim.api.nvim_list_wins() > wins
+  end, 50)
+  local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+  record(
+    ':CoremlqSummary shows the summary with the estimate',
+    vim.bo.filetype == 'markdown' and text:find('MobileNetMini', 1, true) ~= nil and text:find('→', 1, true) ~= nil,
+    text:sub(1, 600)
+  )
+  if #vim.api.nvim_list_wins() > wins then
+    vim.cmd('close')
+  end
 end)
 
 step('restart', function()

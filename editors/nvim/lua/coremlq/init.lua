@@ -272,6 +272,86 @@ function M.cancel()
   notify(n > 0 and 'cancelled' or 'nothing to cancel')
 end
 
+local function count(n)
+  if type(n) ~= 'number' then
+    return '—'
+  end
+  local s = tostring(math.floor(n))
+  return (s:reverse():gsub('(%d%d%d)', '%1,'):reverse():gsub('^,', ''))
+end
+
+local function md_table(rows, columns)
+  local lines = {}
+  local head, rule = {}, {}
+  for _, c in ipairs(columns) do
+    table.insert(head, c[2])
+    table.insert(rule, '---')
+  end
+  table.insert(lines, '| ' .. table.concat(head, ' | ') .. ' |')
+  table.insert(lines, '|' .. table.concat(rule, '|') .. '|')
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for _, c in ipairs(columns) do
+      local v = r[c[1]]
+      table.insert(cells, type(v) == 'number' and count(v) or tostring(v or ''))
+    end
+    table.insert(lines, '| ' .. table.concat(cells, ' | ') .. ' |')
+  end
+  return table.concat(lines, '\n')
+end
+
+--- Markdown for a `coremlq.modelSummary` result (the server's JSON object).
+---@param result any
+---@param name string the config's file name
+---@return string
+function M.summary_markdown(result, name)
+  if type(result) == 'string' then
+    return result
+  end
+  if type(result) ~= 'table' or type(result.modelType) ~= 'string' then
+    return '```json\n' .. vim.json.encode(result) .. '\n```'
+  end
+  local r = result
+  local out = {
+    ('# %s'):format(vim.fn.fnamemodify(type(r.path) == 'string' and r.path or name, ':t')),
+    '',
+    ('Config: `%s`'):format(name),
+    '',
+    ('- Model type: `%s`, specification version %s%s'):format(
+      r.modelType,
+      tostring(r.specificationVersion or '?'),
+      r.isUpdatable == true and ', updatable' or ''
+    ),
+    ('- File: %s bytes'):format(count(r.fileBytes)),
+    ('- Weights: %s bytes (%s)'):format(count(r.weightBytes), tostring(r.storage or '')),
+    ('- Layers: %s (%s with weights)'):format(count(r.layers), count(r.layersWithWeights)),
+  }
+  local est = type(r.estimate) == 'table' and r.estimate or nil
+  if est and est.bytesAfter then
+    table.insert(out, ('- Estimated output: %s → %s bytes'):format(count(est.bytesBefore), count(est.bytesAfter)))
+  end
+  if type(r.output) == 'string' then
+    table.insert(out, ('- Output file: `%s`'):format(r.output))
+  end
+  if type(r.layerTypes) == 'table' and #r.layerTypes > 0 then
+    vim.list_extend(out, { '', '## Layer types', '' })
+    table.insert(out, md_table(r.layerTypes, { { 'type', 'type' }, { 'layers', 'layers' }, { 'weightBytes', 'weight bytes' } }))
+  end
+  if type(r.largestLayers) == 'table' and #r.largestLayers > 0 then
+    vim.list_extend(out, { '', '## Largest layers', '' })
+    table.insert(
+      out,
+      md_table(r.largestLayers, {
+        { 'name', 'layer' },
+        { 'type', 'type' },
+        { 'weights', 'weights' },
+        { 'weightBytes', 'weight bytes' },
+      })
+    )
+  end
+  return table.concat(out, '\n')
+end
+
 --- Shows the model summary for the config in `bufnr` in a scratch split.
 ---@param bufnr integer?
 function M.summary(bufnr)
@@ -287,14 +367,7 @@ function M.summary(bufnr)
       notify('model summary failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
       return
     end
-    local text
-    if type(result) == 'string' then
-      text = result
-    elseif type(result) == 'table' and type(result.markdown or result.text) == 'string' then
-      text = result.markdown or result.text
-    else
-      text = '```json\n' .. vim.json.encode(result) .. '\n```'
-    end
+    local text = M.summary_markdown(result, vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ':t'))
     local sbuf = vim.api.nvim_create_buf(false, true)
     vim.api.nvim_buf_set_lines(sbuf, 0, -1, false, vim.split(text, '\n', { plain = true }))
     vim.bo[sbuf].filetype = 'markdown'
