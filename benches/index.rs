@@ -224,7 +224,7 @@ fn write_many(path: &Path) -> std::io::Result<u64> {
                 bias: wp(c as usize, 0.0),
                 convolution_padding_type: Some(
                     pb::convolution_layer_params::ConvolutionPaddingType::Valid(
-                        pb::ValidPadding {},
+                        pb::ValidPadding::default(),
                     ),
                 ),
                 ..Default::default()

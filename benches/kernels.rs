@@ -76,6 +76,13 @@ fn main() {
 
 fn big_tensor(big: usize) {
     let w = weights(big, 1);
+    // Baseline: writing a fresh float32 output of this size (first touch of new memory).
+    time("baseline: fill fresh f32 output", big, None, || {
+        use rayon::prelude::*;
+        let mut v = vec![0f32; big];
+        v.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
+        v
+    });
     let shape = [4096u64, (big / 4096) as u64];
     // coremltools 9.0, end to end, on 600 MB / 150 M weights.
     const N: usize = 150_000_000;

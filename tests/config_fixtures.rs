@@ -142,3 +142,46 @@ fn shipped_example_and_documented_example_are_clean() {
         .collect();
     assert_eq!(codes, ["Q0201"], "only the missing model may be reported");
 }
+
+/// Applying any quick fix never adds a syntax error, and removes the diagnostic it fixes.
+#[test]
+fn fixes_apply_cleanly() {
+    let mut applied = 0;
+    for config in configs() {
+        let checked = check_file(&config, Some(Path::new("tests/data"))).expect("readable config");
+        let before = checked.parse.errors.len();
+        for d in &checked.analysis.diagnostics {
+            for fix in &d.fixes {
+                let mut text = checked.text.clone();
+                let mut edits = fix.edits.clone();
+                edits.sort_by_key(|e| std::cmp::Reverse(e.range.start));
+                for e in &edits {
+                    text.replace_range(e.range.to_range(), &e.text);
+                }
+                let after = coremlq::config::load::check_text(
+                    &config,
+                    text.clone(),
+                    Some(Path::new("tests/data")),
+                );
+                assert!(
+                    after.parse.errors.len() <= before,
+                    "{}: fix {:?} breaks the syntax:\n{text}",
+                    config.display(),
+                    fix.title
+                );
+                let still = after.analysis.diagnostics.iter().any(|a| {
+                    a.code == d.code && a.range.start == d.range.start && a.message == d.message
+                });
+                assert!(
+                    !still,
+                    "{}: fix {:?} does not fix {}",
+                    config.display(),
+                    fix.title,
+                    d.message
+                );
+                applied += 1;
+            }
+        }
+    }
+    assert!(applied > 20, "only {applied} fixes exercised");
+}

@@ -637,3 +637,47 @@ fn fusion_of_half_precision_tensors_leaves_one_storage() {
         vec![Storage::Float16, Storage::Linear { nbits: 8 }]
     );
 }
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+#[test]
+fn large_unchanged_ranges_are_copied_exactly() {
+    // A 1.4 MB tensor left alone (copied with positioned reads) next to a converted one.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.mlmodel");
+    let layers = [
+        common::Layer::InnerProduct {
+            input: 600,
+            output: 600,
+        },
+        common::Layer::InnerProduct {
+            input: 10,
+            output: 10,
+        },
+    ];
+    common::write_model(&input, &layers, 3).unwrap();
+    let file = ModelFile::open(&input).unwrap();
+    let mut s = settings(4, Mode::Linear);
+    s.skip_layers = vec!["layer0".into()];
+    let p = plan::build(&file.index, &s).unwrap();
+    let out = dir.path().join("out.mlmodel");
+    coremlq::quant::quantize(&file, &p, &out, &RunOptions::default()).unwrap();
+    let written = std::fs::read(&out).unwrap();
+    // The same plan run from memory (slices, no file) gives the same bytes.
+    let mem = ModelFile::from_bytes(
+        PathBuf::from("not-on-disk.mlmodel"),
+        std::fs::read(&input).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        quantize_to_vec(&mem, &p, &RunOptions::default()).unwrap(),
+        written
+    );
+    let re = ModelFile::open(&out).unwrap();
+    assert_eq!(re.index.weights[0].storage, Storage::Float32);
+    assert_eq!(re.index.weights[2].storage, Storage::Linear { nbits: 4 });
+    let a = &file.bytes()[file.index.weights[0].body.clone()];
+    let b = &re.bytes()[re.index.weights[0].body.clone()];
+    assert_eq!(a, b);
+}

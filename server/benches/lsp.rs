@@ -6,7 +6,6 @@
 //! Run: `cargo bench -p coremlq-lsp --bench lsp` (`LSP_BENCH_BIG_MB` changes the big model's size).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use coremlq::config::syntax;
+use coremlq::config::{syntax, OutputStatus};
+use coremlq::ide::analysis::Env;
 use coremlq::ide::{self, Analysis, ModelInput};
+use coremlq::model::ModelError;
 
 use crate::model_cache::Loaded;
 use crate::state::Snapshot;
@@ -30,21 +32,55 @@ pub fn load_model(snap: &Snapshot, parse: &syntax::Parse) -> Option<Loaded> {
     Some(snap.models.get(&path))
 }
 
+/// What is at the output path, through the model cache (an existing output is indexed once).
+fn output_status(snap: &Snapshot, parse: &syntax::Parse) -> OutputStatus {
+    let paths = coremlq::config::analysis::referenced_paths(parse, snap.base_dir());
+    let Some(out) = paths.output else {
+        return OutputStatus::Unknown;
+    };
+    if !out.exists() {
+        return OutputStatus::Absent;
+    }
+    if out.is_dir() {
+        return match out.extension().is_some_and(|e| e == "mlpackage") {
+            true => OutputStatus::Model,
+            false => OutputStatus::NotAModel("a folder".into()),
+        };
+    }
+    match &*snap.models.get(&out) {
+        Ok(_) => OutputStatus::Model,
+        Err(ModelError::Io { .. }) => OutputStatus::NotAModel("an unreadable file".into()),
+        Err(_) => OutputStatus::NotAModel("a file that is not a Core ML model".into()),
+    }
+}
+
 /// Analyses a snapshot and runs `f` on the result (blocking: may index a model file).
 pub fn with_analysis<T>(snap: &Snapshot, f: impl FnOnce(&Analysis) -> T) -> T {
     let parse = syntax::parse(&snap.text);
     let loaded = load_model(snap, &parse);
+    let output = output_status(snap, &parse);
     let input = match loaded.as_deref() {
         None => ModelInput::None,
         Some(Ok(file)) => ModelInput::Loaded(file),
-        Some(Err(e)) => ModelInput::Failed(e.to_string()),
+        Some(Err(e)) => ModelInput::Failed(e),
+    };
+    let env = Env {
+        config_dir: snap.base_dir(),
+        workspace: snap.session.workspace_folders.first().map(PathBuf::as_path),
+        output: Some(&output),
     };
     let analysis =
-        Analysis::with_planner(&snap.text, parse, input, |file, settings| match &loaded {
-            Some(l) => snap
-                .models
-                .plan(l, settings, || ide::analysis::plan_for(file, settings)),
-            None => ide::analysis::plan_for(file, settings),
-        });
+        Analysis::with_planner(
+            &snap.text,
+            parse,
+            input,
+            env,
+            |file, settings| match &loaded {
+                Some(l) => snap
+                    .models
+                    .plan(l, settings, || ide::analysis::plan_for(file, settings)),
+                None => ide::analysis::plan_for(file, settings),
+            },
+        );
     f(&analysis)
 }

@@ -326,8 +326,9 @@ async fn diagnostics_for_a_missing_model_and_a_broken_document() {
         ));
     }
     expect![[r#"
-        1 syntax 0:37 object is not closed: missing `}`
-        1 model-unreadable 0:11 <ws>/nope.mlmodel: No such file or directory (os error 2)
+        1 Q0201 0:11 model file `nope.mlmodel` not found
+        relative paths start at the folder holding the config
+        1 Q0006 0:37 object is not closed: missing `}`
     "#]]
     .assert_eq(&out);
     f.client.shutdown().await;
@@ -410,5 +411,53 @@ async fn inlay_hints_code_lens_symbols_and_source_action() {
         action Quantize model source.quantize
     "#]]
     .assert_eq(&out);
+    f.client.shutdown().await;
+}
+
+#[tokio::test]
+async fn quick_fixes_from_the_diagnostics() {
+    let (mut f, _) = open(
+        "{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"kmeans\", \"nbitz\": 1 }",
+        vscode_capabilities(),
+    )
+    .await;
+    let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 99}});
+    let actions = f
+        .client
+        .request(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": f.uri}, "range": whole, "context": {"diagnostics": [], "only": ["quickfix"]}}),
+        )
+        .await
+        .expect("actions");
+    let mut out = String::new();
+    for a in actions.as_array().cloned().unwrap_or_default() {
+        let edits = &a["edit"]["changes"][&f.uri];
+        let edits: Vec<String> = edits
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|e| {
+                        format!(
+                            "{}-{} {:?}",
+                            e["range"]["start"]["character"],
+                            e["range"]["end"]["character"],
+                            e["newText"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{} [{}] {:?}\n",
+            a["title"].as_str().unwrap_or(""),
+            a["kind"].as_str().unwrap_or(""),
+            edits
+        ));
+    }
+    expect![[r#"
+        Replace with "kmeans_lut" [quickfix] ["69-77 \"\\\"kmeans_lut\\\"\""]
+        Replace with "nbits" [quickfix] ["79-86 \"\\\"nbits\\\"\""]
+    "#]].assert_eq(&out);
     f.client.shutdown().await;
 }

@@ -8,8 +8,11 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use std::path::Path;
+
 use crate::config::syntax::{self, Object, Parse, TextRange, Value, ValueKind};
-use crate::model::ModelFile;
+use crate::config::{self as cfg, Context, ModelStatus, OutputStatus};
+use crate::model::{ModelError, ModelFile};
 use crate::quant::estimate::{self, Estimate};
 use crate::quant::settings::Override;
 use crate::quant::{plan, Choice, Mode, Plan, Selector, Settings};
@@ -22,8 +25,19 @@ pub enum ModelInput<'a> {
     None,
     /// The model, opened and indexed.
     Loaded(&'a ModelFile),
-    /// The model could not be opened; the message names the file and the place.
-    Failed(String),
+    /// The model could not be opened.
+    Failed(&'a ModelError),
+}
+
+/// Where the config lives, for the config analysis's path checks (found by the caller).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env<'a> {
+    /// The folder holding the config.
+    pub config_dir: Option<&'a Path>,
+    /// The workspace folder.
+    pub workspace: Option<&'a Path>,
+    /// What is at the output path.
+    pub output: Option<&'a OutputStatus>,
 }
 
 /// The `model` string of a config: its decoded value and the range of the literal.
@@ -69,7 +83,7 @@ pub fn plan_for(model: &ModelFile, settings: &Settings) -> Planned {
 impl<'a> Analysis<'a> {
     /// Analyses `text` (already parsed as `parse`) against the model.
     pub fn new(text: &'a str, parse: Parse, model: ModelInput<'a>) -> Analysis<'a> {
-        Analysis::with_planner(text, parse, model, plan_for)
+        Analysis::with_planner(text, parse, model, Env::default(), plan_for)
     }
 
     /// Like [`Analysis::new`], with the planning step supplied (a cache).
@@ -77,57 +91,38 @@ impl<'a> Analysis<'a> {
         text: &'a str,
         parse: Parse,
         model: ModelInput<'a>,
+        env: Env<'_>,
         planner: impl FnOnce(&ModelFile, &Settings) -> Planned,
     ) -> Analysis<'a> {
-        let mut diagnostics: Vec<Diagnostic> = parse
-            .errors
-            .iter()
-            .map(|e| {
-                diag(
-                    e.range.to_range(),
-                    Severity::Error,
-                    "syntax",
-                    e.message.clone(),
-                )
-            })
+        let unknown = OutputStatus::Unknown;
+        let status = match &model {
+            ModelInput::None => ModelStatus::NotGiven,
+            ModelInput::Loaded(m) => ModelStatus::Loaded(&m.index),
+            ModelInput::Failed(e) => ModelStatus::from_error(e),
+        };
+        // The config analysis is the authority on diagnostics and their fixes.
+        let ctx = Context {
+            config_dir: env.config_dir,
+            workspace: env.workspace,
+            model: status,
+            output: env.output.unwrap_or(&unknown),
+            skip_plan: false,
+        };
+        let diagnostics = cfg::analyze(&parse, &ctx)
+            .diagnostics
+            .into_iter()
+            .map(convert)
             .collect();
+        // Settings are read tolerantly so hover and hints work in a config with errors.
         let settings = parse.root_object().and_then(settings_of);
-        let model_range = parse
-            .root_object()
-            .and_then(|o| o.value("model"))
-            .map_or(0..0, |v| v.range.to_range());
         let model = match model {
             ModelInput::Loaded(m) => Some(m),
-            ModelInput::Failed(msg) => {
-                diagnostics.push(diag(model_range, Severity::Error, "model-unreadable", msg));
-                None
-            }
-            ModelInput::None => {
-                if parse
-                    .root_object()
-                    .is_some_and(|o| o.get("model").is_none())
-                {
-                    diagnostics.push(diag(
-                        0..0,
-                        Severity::Error,
-                        "model-missing",
-                        "`model` is missing".into(),
-                    ));
-                }
-                None
-            }
+            _ => None,
         };
         let planned = match (model, settings.as_ref()) {
             (Some(m), Some(s)) => Some(planner(m, s)),
             _ => None,
         };
-        if let Some(Err(e)) = planned.as_deref() {
-            let at = parse
-                .root_object()
-                .and_then(|o| o.value("quantization_mode").or_else(|| o.value("nbits")))
-                .map_or(0..0, |v| v.range.to_range());
-            diagnostics.push(diag(at, Severity::Error, "plan", e.clone()));
-        }
         Analysis {
             text,
             parse,
@@ -159,13 +154,36 @@ impl<'a> Analysis<'a> {
     }
 }
 
-fn diag(range: Range<usize>, severity: Severity, code: &str, message: String) -> Diagnostic {
+fn convert(d: cfg::Diagnostic) -> Diagnostic {
+    let message = match &d.help {
+        Some(help) => format!("{}\n{help}", d.message),
+        None => d.message.clone(),
+    };
     Diagnostic {
-        range,
-        severity,
-        code: code.to_owned(),
+        range: d.range.to_range(),
+        severity: match d.severity {
+            cfg::Severity::Error => Severity::Error,
+            cfg::Severity::Warning => Severity::Warning,
+            cfg::Severity::Info => Severity::Info,
+            cfg::Severity::Hint => Severity::Hint,
+        },
+        code: d.code.as_str().to_owned(),
         message,
-        fixes: Vec::new(),
+        fixes: d
+            .fixes
+            .into_iter()
+            .map(|f| super::Fix {
+                title: f.title,
+                edits: f
+                    .edits
+                    .into_iter()
+                    .map(|e| super::TextEdit {
+                        range: e.range.to_range(),
+                        new_text: e.text,
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

@@ -1031,16 +1031,7 @@ impl<'a> Walker<'a> {
     ) -> R<()> {
         let depth = deeper(depth, body.start)?;
         let m = self.read(body, "ActivationParams", &ACTIVATION_NUMBERS)?;
-        let members: [(u32, &str, &'static str, &[(u32, &str)]); 2] = [
-            (25, "PReLU", "ActivationPReLU", &[(1, "alpha")]),
-            (
-                71,
-                "parametricSoftplus",
-                "ActivationParametricSoftplus",
-                &[(1, "alpha"), (2, "beta")],
-            ),
-        ];
-        for (number, member, what, params) in members {
+        for (number, member, what, params) in ACTIVATION_WPS {
             let Some(f) = m.one(number, member)? else {
                 continue;
             };
@@ -1278,6 +1269,25 @@ const LSTM_FIELDS: &[(u32, &str)] = &[
 ];
 
 const LSTM_NUMBERS: [u32; 15] = [1, 2, 3, 4, 20, 21, 22, 23, 40, 41, 42, 43, 60, 61, 62];
+
+/// An ActivationParams member holding WeightParams: (field number, member name, message,
+/// its WeightParams fields).
+type ActivationMember = (
+    u32,
+    &'static str,
+    &'static str,
+    &'static [(u32, &'static str)],
+);
+
+const ACTIVATION_WPS: [ActivationMember; 2] = [
+    (25, "PReLU", "ActivationPReLU", &[(1, "alpha")]),
+    (
+        71,
+        "parametricSoftplus",
+        "ActivationParametricSoftplus",
+        &[(1, "alpha"), (2, "beta")],
+    ),
+];
 
 const ACTIVATION_NUMBERS: [u32; 13] = [5, 10, 15, 20, 25, 30, 31, 40, 41, 50, 60, 70, 71];
 

@@ -240,7 +240,10 @@ fn produce_into(
             EmitError::Job(msg.into())
         })
     };
-    let r = rewrite::emit(bytes, &rw.edits, &rw.layout, out, &mut produce);
+    let mut copy = |r: std::ops::Range<usize>,
+                    out: &mut dyn std::io::Write|
+     -> Result<bool, EmitError> { reader.copy(r, out).map_err(EmitError::Io) };
+    let r = rewrite::emit_with(bytes, &rw.edits, &rw.layout, out, &mut produce, &mut copy);
     match r {
         Ok(()) => Ok(()),
         Err(EmitError::Job(_)) => Err(failure.unwrap_or(QuantError::Cancelled)),
@@ -483,6 +486,33 @@ impl Payloads {
             file,
             spare: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// Copies a large unchanged range with positioned reads (the index maps big files for
+    /// random access, so slicing the map would fault in one page at a time); small ranges
+    /// are left to the caller.
+    fn copy(
+        &self,
+        r: std::ops::Range<usize>,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<bool> {
+        const MIN: usize = 1 << 20;
+        #[cfg(unix)]
+        if let Some(f) = self.file.as_ref().filter(|_| r.end - r.start >= MIN) {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; (4 << 20).min(r.end - r.start)];
+            let mut pos = r.start;
+            while pos < r.end {
+                let n = buf.len().min(r.end - pos);
+                let chunk = &mut buf[..n];
+                f.read_exact_at(chunk, pos as u64)?;
+                out.write_all(chunk)?;
+                pos += n;
+            }
+            return Ok(true);
+        }
+        let _ = (&r, out);
+        Ok(false)
     }
 
     /// Hands a values buffer back for reuse.

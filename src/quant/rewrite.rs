@@ -310,7 +310,7 @@ fn walk<'e>(
         }
         let Some(f) = next_field else { break };
         // Edits of this field: the whole field, or inside its value.
-        let Some(e) = edits.get(i) else { continue };
+        let Some(e) = edits.get(i) else { break };
         if e.span.start >= f.span.end
             && !(e.span.is_empty() && e.span.start == f.span.end && e.container > f.span.start)
         {
@@ -421,6 +421,10 @@ pub enum EmitError {
     },
 }
 
+/// Copies an unchanged range of the input to the output by other means than slicing the
+/// input bytes (e.g. positioned reads); returns false to let the slice be used.
+pub type Copier<'a> = dyn FnMut(Range<usize>, &mut dyn Write) -> Result<bool, EmitError> + 'a;
+
 /// Writes the edited file to `out`, producing tensor bodies on demand.
 pub fn emit(
     bytes: &[u8],
@@ -429,14 +433,26 @@ pub fn emit(
     out: &mut dyn Write,
     produce: &mut Producer<'_>,
 ) -> Result<(), EmitError> {
-    emit_body(
-        bytes,
-        0..bytes.len(),
-        edits.as_slice(),
-        layout,
-        out,
-        produce,
-    )
+    emit_with(bytes, edits, layout, out, produce, &mut |_, _| Ok(false))
+}
+
+/// [`emit`] with a custom copier for unchanged ranges.
+pub fn emit_with(
+    bytes: &[u8],
+    edits: &Edits,
+    layout: &Layout,
+    out: &mut dyn Write,
+    produce: &mut Producer<'_>,
+    copy: &mut Copier<'_>,
+) -> Result<(), EmitError> {
+    let mut sink = Sink { out, produce, copy };
+    emit_body(bytes, 0..bytes.len(), edits.as_slice(), layout, &mut sink)
+}
+
+struct Sink<'s, 'p, 'c> {
+    out: &'s mut dyn Write,
+    produce: &'s mut Producer<'p>,
+    copy: &'s mut Copier<'c>,
 }
 
 fn emit_body(
@@ -444,8 +460,7 @@ fn emit_body(
     body: Range<usize>,
     edits: &[Edit],
     layout: &Layout,
-    out: &mut dyn Write,
-    produce: &mut Producer<'_>,
+    sink: &mut Sink<'_, '_, '_>,
 ) -> Result<(), EmitError> {
     let mut pieces = Vec::new();
     walk(bytes, body, edits, &mut |p| {
@@ -455,14 +470,18 @@ fn emit_body(
     let mut buf = Vec::new();
     for p in pieces {
         match p {
-            Piece::Copy(r) => out.write_all(
-                bytes
-                    .get(r.clone())
-                    .ok_or_else(|| wire_err(r.start, "range outside the file"))?,
-            )?,
-            Piece::Content(Content::Bytes(b)) => out.write_all(b)?,
+            Piece::Copy(r) => {
+                if !(sink.copy)(r.clone(), &mut *sink.out)? {
+                    sink.out.write_all(
+                        bytes
+                            .get(r.clone())
+                            .ok_or_else(|| wire_err(r.start, "range outside the file"))?,
+                    )?;
+                }
+            }
+            Piece::Content(Content::Bytes(b)) => sink.out.write_all(b)?,
             Piece::Content(Content::Tensor { job, tag, body_len }) => {
-                let body = produce(*job)?;
+                let body = (sink.produce)(*job)?;
                 let got: u64 = body.iter().map(|p| p.len() as u64).sum();
                 if got != *body_len {
                     return Err(EmitError::Length {
@@ -474,9 +493,9 @@ fn emit_body(
                 buf.clear();
                 buf.extend_from_slice(tag);
                 put_varint(&mut buf, *body_len);
-                out.write_all(&buf)?;
+                sink.out.write_all(&buf)?;
                 for piece in &body {
-                    out.write_all(piece)?;
+                    sink.out.write_all(piece)?;
                 }
             }
             Piece::Nested { tag, value, edits } => {
@@ -484,15 +503,15 @@ fn emit_body(
                     .lengths
                     .get(&value.start)
                     .ok_or_else(|| wire_err(value.start, "message not measured"))?;
-                out.write_all(
+                sink.out.write_all(
                     bytes
                         .get(tag.clone())
                         .ok_or_else(|| wire_err(tag.start, "range outside the file"))?,
                 )?;
                 buf.clear();
                 put_varint(&mut buf, len);
-                out.write_all(&buf)?;
-                emit_body(bytes, value, edits, layout, out, produce)?;
+                sink.out.write_all(&buf)?;
+                emit_body(bytes, value, edits, layout, sink)?;
             }
         }
     }

@@ -85,7 +85,7 @@ pub fn write_verified(
         return Err(QuantError::Cancelled);
     }
     if sync {
-        tmp.as_file().sync_all().map_err(io(tmp.path()))?;
+        tmp.as_file().sync_data().map_err(io(tmp.path()))?;
     }
     let written = tmp.as_file().metadata().map_err(io(tmp.path()))?.len();
     if written != expected {

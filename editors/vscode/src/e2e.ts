@@ -125,6 +125,7 @@ class Runner {
       });
       await this.step("vscode: status bar shows the estimate", () => this.statusBar(estimate));
       await this.step("vscode: quantize writes the estimated size", () => this.quantize(estimate));
+      await this.step("vscode: Reveal in explorer", () => this.reveal());
       await this.step("vscode: Show model summary", () => this.summary());
       await this.step("vscode: Restart server command", () => this.restart());
       await this.step("vscode: screenshots", () => this.screenshots());
@@ -135,9 +136,10 @@ class Runner {
   private async diagnostics(): Promise<void> {
     const editor = await this.open("bad.quant.json");
     const doc = editor.document;
-    const diags = await waitFor(() => {
+    // Wait for the three expected (the checks below say which are missing).
+    await waitFor(() => {
       const d = vscode.languages.getDiagnostics(doc.uri);
-      return d.length >= 2 ? d : undefined;
+      return d.length >= 3 ? d : undefined;
     }, 30000);
     const all = vscode.languages.getDiagnostics(doc.uri);
     const summary = all.map((d) => ({
@@ -146,9 +148,6 @@ class Runner {
       range: [d.range.start.line, d.range.start.character, d.range.end.line, d.range.end.character],
       message: d.message,
     }));
-    if (!diags) {
-      this.record("vscode: diagnostics arrive", false, { after: "30 s", got: summary });
-    }
     const at = (needle: string, delta: number) => this.pos(doc, needle, delta);
     const covers = (d: vscode.Diagnostic, p: vscode.Position) => d.range.contains(p);
 
@@ -250,6 +249,7 @@ class Runner {
       ['"model"', 2],
     ];
     const seen: string[] = [];
+    let found: number | undefined;
     for (const [needle, delta] of tries) {
       const p = this.pos(doc, needle, delta);
       const hovers =
@@ -268,11 +268,21 @@ class Runner {
       const est = parseArrowEstimate(text);
       if (text.includes("→") && est?.output !== undefined) {
         this.record("vscode: hover shows the estimate", true, { at: needle, estimate: est, text: text.slice(0, 500) });
-        return est.output;
+        found = est.output;
+        break;
       }
     }
-    this.record("vscode: hover shows the estimate", false, { none: "no hover with 'N B → M B'", seen });
-    return undefined;
+    if (found === undefined) {
+      this.record("vscode: hover shows the estimate", false, { none: "no hover with 'N → M bytes'", seen });
+    }
+    // The server has analysed the valid config by now: it must carry no error.
+    await sleep(1000);
+    const errors = vscode.languages
+      .getDiagnostics(doc.uri)
+      .filter((d) => d.severity === vscode.DiagnosticSeverity.Error)
+      .map((d) => d.message);
+    this.record("vscode: no error diagnostics on the valid config", errors.length === 0, errors);
+    return found;
   }
 
   private async statusBar(estimate: number | undefined): Promise<void> {
@@ -307,6 +317,17 @@ class Runner {
       fileSize: size,
       estimate,
     });
+  }
+
+  /** The palette command as a user runs it; the driver clicks the result's button. */
+  private async reveal(): Promise<void> {
+    await this.open("good.quant.json");
+    await vscode.commands.executeCommand("coremlq.quantizeModel");
+    await sleep(500);
+    // The driver records the check ("Reveal in explorer" clicked, file selected).
+    await this.screenshot("reveal");
+    await vscode.commands.executeCommand("notifications.clearAll");
+    await vscode.commands.executeCommand("workbench.action.closeSidebar");
   }
 
   private async summary(): Promise<void> {

@@ -26,6 +26,7 @@ export const SERVER_SUMMARY = "coremlq.modelSummary";
 let client: LanguageClient | undefined;
 let output: vscode.OutputChannel;
 let status: StatusEstimate;
+let watcher: vscode.FileSystemWatcher | undefined;
 
 /** What the end-to-end test needs to see from the outside. */
 export interface Api {
@@ -98,6 +99,8 @@ export async function deactivate(): Promise<void> {
     await client.stop().catch(() => undefined);
     client = undefined;
   }
+  watcher?.dispose();
+  watcher = undefined;
 }
 
 async function startClient(context: vscode.ExtensionContext): Promise<void> {
@@ -110,13 +113,17 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     // The client appends `--stdio` to the arguments.
     transport: TransportKind.stdio,
   };
+  watcher?.dispose();
+  watcher = vscode.workspace.createFileSystemWatcher("**/*.{mlmodel,quant.json}");
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ language: LANGUAGE_ID }, { scheme: "file", pattern: "**/*.quant.json" }],
     outputChannel: output,
     traceOutputChannel: output,
     synchronize: {
       // The server re-checks configs when a model they name changes on disk.
-      fileEvents: vscode.workspace.createFileSystemWatcher("**/*.{mlmodel,quant.json}"),
+      fileEvents: watcher,
+      // Settings changes reach the server (it also pulls the `coremlq` section).
+      configurationSection: "coremlq",
     },
     middleware: {
       // Code lenses and code actions that run the server's quantize command go through

@@ -4,7 +4,7 @@
 
 use super::structure::Fields;
 use super::values::Values;
-use crate::config::diagnostic::{Code, Diagnostic};
+use crate::config::diagnostic::{Code, Diagnostic, Fix};
 use crate::config::syntax::TextRange;
 use crate::model::{LayerId, ModelIndex};
 use crate::quant::plan::build;
@@ -209,6 +209,19 @@ fn updatable_layers(
                 .map(|n| n.member.value.range)
                 .unwrap_or_else(|| super::brace(f.root_range)),
         };
+        let quoted = super::structure::quote(&layer.name);
+        let fix = match f.layers.filter(|m| m.value.as_object().is_some()) {
+            Some(m) => Fix::replace(
+                format!("Skip {quoted} in \"layers\""),
+                TextRange::empty(m.value.range.start + 1),
+                format!(" {quoted}: {{ \"skip\": true }},"),
+            ),
+            None => Fix::replace(
+                format!("Skip {quoted} in \"layers\""),
+                TextRange::empty(f.root_range.start + 1),
+                format!("\n  \"layers\": {{ {quoted}: {{ \"skip\": true }} }},"),
+            ),
+        };
         out.push(
             Diagnostic::new(
                 Code::UpdatableLayer,
@@ -216,10 +229,9 @@ fn updatable_layers(
                 format!("layer `{}` is updatable: quantizing its weights breaks on-device training", layer.name),
             )
             .with_help(format!(
-                "keep it in float32: add {} to selector.skip_layers, or \"layers\": {{{}: {{\"skip\": true}}}}",
-                super::structure::quote(&layer.name),
-                super::structure::quote(&layer.name)
-            )),
+                "keep it in float32: add {quoted} to selector.skip_layers, or \"layers\": {{{quoted}: {{\"skip\": true}}}}"
+            ))
+            .with_fix(fix),
         );
     }
 }

@@ -73,13 +73,24 @@ pub(super) fn check<'p>(parse: &'p Parse, out: &mut Vec<Diagnostic>) -> Option<F
     f.layers = get("layers");
     for spec in schema::keys(Section::Root).filter(|k| k.required == Required::Yes) {
         if root.get(spec.name).is_none() {
+            let at = TextRange::empty(parse.root.range.start + 1);
+            let example = if spec.name == "nbits" {
+                "8"
+            } else {
+                "\"model.mlmodel\""
+            };
             out.push(
                 Diagnostic::new(
                     Code::MissingRequiredKey,
                     brace(parse.root.range),
                     format!("missing required key `{}`", spec.name),
                 )
-                .with_help(format!("add `\"{}\": …`: {}", spec.name, spec.summary)),
+                .with_help(format!("add `\"{}\": …`: {}", spec.name, spec.summary))
+                .with_fix(Fix::replace(
+                    format!("Add \"{}\": {example}", spec.name),
+                    at,
+                    format!("\n  \"{}\": {example},", spec.name),
+                )),
             );
         }
     }

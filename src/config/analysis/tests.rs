@@ -200,11 +200,13 @@ fn required_keys_and_not_an_object() {
     check(
         "{}",
         expect![[r#"
-        error Q0105 1:1-1:2 missing required key `model`
-            help: add `"model": …`: The .mlmodel file to quantize
-        error Q0105 1:1-1:2 missing required key `nbits`
-            help: add `"nbits": …`: Bits per weight: 16 (float16) or 1 to 8
-    "#]],
+            error Q0105 1:1-1:2 missing required key `model`
+                fix: Add "model": "model.mlmodel" -> "\n  \"model\": \"model.mlmodel\","
+                help: add `"model": …`: The .mlmodel file to quantize
+            error Q0105 1:1-1:2 missing required key `nbits`
+                fix: Add "nbits": 8 -> "\n  \"nbits\": 8,"
+                help: add `"nbits": …`: Bits per weight: 16 (float16) or 1 to 8
+        "#]],
     );
     check(
         "[1]",

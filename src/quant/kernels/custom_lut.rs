@@ -229,20 +229,34 @@ mod tests {
     fn nearest_matches_brute_force() {
         use crate::quant::kernels::testutil::Rng;
         let mut rng = Rng::new(99);
-        for round in 0..200 {
+        for round in 0..400 {
             let len = rng.below(40) as usize + 1;
             let table: Vec<f32> = (0..len)
-                .map(|_| match round % 3 {
+                .map(|_| match round % 4 {
                     0 => rng.below(9) as f32 * 0.5 - 2.0,
                     1 => rng.normal(),
-                    _ => rng.normal() * 1e3 * (rng.below(2) as f32),
+                    2 => rng.normal() * 1e3 * (rng.below(2) as f32),
+                    _ => rng.normal() * 1e20,
                 })
                 .collect();
             let n = Nearest::new(&table);
             for _ in 0..200 {
-                let w = match rng.below(3) {
+                let w = match rng.below(6) {
                     0 => rng.below(20) as f32 * 0.25 - 2.5,
                     1 => rng.normal() * 3.0,
+                    2 => rng.normal() * 1e25,
+                    3 => {
+                        f32::from_bits(rng.below(40) as u32)
+                            * if rng.below(2) == 0 { 1.0 } else { -1.0 }
+                    }
+                    4 => {
+                        // Exactly between two entries.
+                        let (a, b) = (
+                            table[rng.below(len as u64) as usize],
+                            table[rng.below(len as u64) as usize],
+                        );
+                        ((a as f64 + b as f64) / 2.0) as f32
+                    }
                     _ => table[rng.below(len as u64) as usize],
                 };
                 let mut want = 0usize;

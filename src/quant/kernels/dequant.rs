@@ -70,14 +70,14 @@ fn shape_len(shape: &[u64]) -> Result<usize, KernelError> {
 }
 
 /// The indices of `n` weights: raw bytes as they are for 8 bits, else unpacked.
-fn indices(raw: &[u8], nbits: u8, n: usize) -> Result<Vec<u8>, KernelError> {
+fn indices(raw: &[u8], nbits: u8, n: usize) -> Result<Cow<'_, [u8]>, KernelError> {
     match nbits {
-        8 if raw.len() == n => Ok(raw.to_vec()),
+        8 if raw.len() == n => Ok(Cow::Borrowed(raw)),
         8 => Err(KernelError::Reshape {
             size: raw.len(),
             shape: format!("({n},)"),
         }),
-        _ => pack::unpack(raw, nbits, n),
+        _ => pack::unpack(raw, nbits, n).map(Cow::Owned),
     }
 }
 

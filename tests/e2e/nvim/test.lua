@@ -152,7 +152,7 @@ step('diagnostics', function()
     return
   end
   vim.wait(20000, function()
-    return #vim.diagnostic.get(buf) >= 2
+    return #vim.diagnostic.get(buf) >= 3
   end, 50)
   local diags = vim.diagnostic.get(buf)
   local all = summarize(diags)
@@ -292,10 +292,48 @@ step('hover', function()
     if est then
       estimate = est.output
       record('hover shows the estimate', true, { at = t[1], estimate = est, text = text:sub(1, 500) })
-      return
+      break
     end
   end
-  record('hover shows the estimate', false, { none = "no hover with 'N B → M B'", seen = seen })
+  if not estimate then
+    record('hover shows the estimate', false, { none = "no hover with 'N → M bytes'", seen = seen })
+  end
+  -- The server has analysed the valid config by now: it must carry no error.
+  vim.wait(1000)
+  local errors = vim.diagnostic.get(buf, { severity = vim.diagnostic.severity.ERROR })
+  record('no error diagnostics on the valid config', #errors == 0, summarize(errors))
+end)
+
+step('inlay hints and code lens', function()
+  local buf = open('good.quant.json')
+  if not client_for(buf) then
+    record('inlay hint and code lens', false, 'no client')
+    return
+  end
+  local hints, lenses = {}, {}
+  vim.wait(10000, function()
+    hints = vim.lsp.inlay_hint.get({ bufnr = buf })
+    lenses = vim.lsp.codelens.get(buf)
+    return #hints > 0 and #lenses > 0
+  end, 100)
+  local hint_labels = vim.tbl_map(function(h)
+    local label = h.inlay_hint.label
+    if type(label) == 'table' then
+      label = table.concat(vim.tbl_map(function(p)
+        return p.value
+      end, label))
+    end
+    return label
+  end, hints)
+  record(
+    'inlay hints enabled by setup() show sizes',
+    vim.lsp.inlay_hint.is_enabled({ bufnr = buf }) and #hint_labels > 0 and hint_labels[1]:find('→', 1, true) ~= nil,
+    hint_labels
+  )
+  local titles = vim.tbl_map(function(l)
+    return l.command and l.command.title or '(unresolved)'
+  end, lenses)
+  record('code lens "Quantize → size" shown', #titles > 0 and titles[1]:find('Quantize', 1, true) ~= nil, titles)
 end)
 
 step('quantize', function()

@@ -148,7 +148,9 @@ async function screenshot(page, name) {
 // the suggest widget with layer names (the API checks do not see VS Code's own filtering).
 async function checkWidget(page, name) {
   try {
-    if (name === "hover") {
+    if (name === "reveal") {
+      await revealInExplorer(page);
+    } else if (name === "hover") {
       const text = (await page.locator(".monaco-hover:visible").allInnerTexts()).join("\n");
       extra.push({
         name: "vscode: hover widget shows the estimate on screen",
@@ -171,6 +173,51 @@ async function checkWidget(page, name) {
       detail: String(err),
     });
   }
+}
+
+// Clicks "Reveal in explorer" on the result of Quantize model; the output file must then be
+// the selected row of the explorer.
+async function revealInExplorer(page) {
+  const name = "vscode: Reveal in explorer selects the output file";
+  const toast = page.locator(".notification-toast", { hasText: "coremlq: wrote" }).first();
+  // VS Code holds toasts back while its window has no focus.
+  await page.bringToFront();
+  await page.evaluate(() => window.focus());
+  for (let i = 0; i < 6; i++) {
+    await page.screenshot({ path: path.join(artifacts, `dbg-${i}.png`) });
+    const n = await page.locator(".notification-toast").count();
+    const c = await page.locator(".notifications-center").count();
+    console.log("dbg", i, n, c, await page.evaluate(() => document.hasFocus()));
+    await sleep(1000);
+  }
+  try {
+    await toast.waitFor({ state: "visible", timeout: 15000 });
+  } catch {
+    const texts = await page.locator(".notification-toast").allInnerTexts();
+    await page.screenshot({ path: path.join(artifacts, "vscode-reveal.png") });
+    const html = await page
+      .locator(".notifications-toasts")
+      .first()
+      .evaluate((e) => e.outerHTML.slice(0, 1500))
+      .catch((e) => String(e));
+    extra.push({ name, ok: false, detail: `no "coremlq: wrote" notification; shown: ${texts.join(" | ")}; ${html}` });
+    return;
+  }
+  let selected = [];
+  for (let attempt = 0; attempt < 3 && !selected.some((t) => t.includes("MobileNetMini.e2e.mlmodel")); attempt++) {
+    const button = toast.getByRole("button", { name: "Reveal in explorer" });
+    if (await button.isVisible().catch(() => false)) {
+      await button.click({ timeout: 5000 }).catch(() => undefined);
+    }
+    await sleep(1500);
+    selected = await page.locator(".explorer-folders-view .monaco-list-row.selected").allInnerTexts();
+  }
+  await page.screenshot({ path: path.join(artifacts, "vscode-reveal.png") });
+  extra.push({
+    name,
+    ok: selected.some((t) => t.includes("MobileNetMini.e2e.mlmodel")),
+    detail: `selected: ${selected.join(" | ") || "none"}`,
+  });
 }
 
 async function main() {
@@ -245,7 +292,9 @@ async function main() {
         const m = /^request-(.+)$/.exec(f);
         if (m && !taken.has(m[1])) {
           taken.add(m[1]);
-          await screenshot(page, m[1]);
+          if (m[1] !== "reveal") {
+            await screenshot(page, m[1]);
+          }
           await checkWidget(page, m[1]);
           fs.writeFileSync(path.join(out, `done-${m[1]}`), "");
         }

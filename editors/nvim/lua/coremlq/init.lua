@@ -31,6 +31,11 @@ M.defaults = {
   trace = 'off',
   --- Echo the server's progress reports (quantization) in the message area.
   progress = true,
+  --- Enable the server's inlay hints (size after each layer entry) in config buffers.
+  inlay_hints = true,
+  --- Show and refresh the server's code lens ("Quantize → 289 KB"); run it with
+  --- vim.lsp.codelens.run().
+  codelens = true,
 }
 
 M.config = vim.deepcopy(M.defaults)
@@ -64,6 +69,26 @@ local function capabilities()
   return caps
 end
 
+local function on_attach(client, bufnr)
+  if M.config.inlay_hints and vim.lsp.inlay_hint then
+    pcall(vim.lsp.inlay_hint.enable, true, { bufnr = bufnr })
+  end
+  if M.config.codelens and client.server_capabilities.codeLensProvider then
+    local group = vim.api.nvim_create_augroup(('coremlq.codelens.%d'):format(bufnr), { clear = true })
+    vim.api.nvim_create_autocmd({ 'BufEnter', 'InsertLeave', 'TextChanged' }, {
+      group = group,
+      buffer = bufnr,
+      callback = function()
+        vim.lsp.codelens.refresh({ bufnr = bufnr })
+      end,
+    })
+    vim.lsp.codelens.refresh({ bufnr = bufnr })
+  end
+  if M.config.on_attach then
+    M.config.on_attach(client, bufnr)
+  end
+end
+
 local function client_config()
   return {
     name = 'coremlq',
@@ -73,7 +98,7 @@ local function client_config()
     settings = M.config.settings,
     capabilities = capabilities(),
     trace = M.config.trace,
-    on_attach = M.config.on_attach,
+    on_attach = on_attach,
   }
 end
 
@@ -105,6 +130,11 @@ end
 ---@param opts table?
 function M.setup(opts)
   M.config = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})
+  -- The server's quantize command (code lens, source action) runs with progress, as
+  -- :CoremlqQuantize does.
+  vim.lsp.commands[M.server_commands.quantize] = function(_, ctx)
+    M.quantize(ctx.bufnr)
+  end
   if type(M.config.cmd) == 'string' then
     M.config.cmd = { M.config.cmd }
   end
