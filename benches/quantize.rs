@@ -1,8 +1,10 @@
 //! End-to-end quantization benchmark: load + plan + quantize + write, one child process per
 //! run so that peak memory (VmHWM) is measured per run.
 //!
-//! Run: `cargo bench --bench quantize`. Generates (in a temp folder, deleted afterwards) a
-//! ~600 MB / 150 M-weight model and a ~25 M-weight ResNet-50-like model.
+//! Run: `cargo bench --bench quantize`. `seconds` is wall time, `cpu s` user + system time
+//! of the run (on a busy machine the better measure of the work done). Generates (in a
+//! temp folder, deleted afterwards) a ~600 MB / 150 M-weight model and a ~25 M-weight
+//! ResNet-50-like model.
 //! `COREMLQ_BENCH_SCALE=0.1` shrinks both. `COREMLQ_BENCH_PYTHON=/path/to/python` (a Python
 //! with coremltools 9.0, see `scripts/bench-coremltools.sh`) also times coremltools on the
 //! same files (`COREMLQ_BENCH_KMEANS_PYTHON` for k-means, which needs protobuf 4.21);
@@ -41,7 +43,22 @@ fn vm_hwm_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Child: one run, prints `seconds peak_mb output_bytes`.
+/// CPU time (user + system) of this process so far, in seconds (clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((ut + st) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Child: one run, prints `seconds peak_mb output_bytes cpu_seconds`.
 fn one(model: &Path, nbits: u8, mode: &str, out: &Path) {
     let t = Instant::now();
     let file = ModelFile::open(model).expect("open");
@@ -60,10 +77,11 @@ fn one(model: &Path, nbits: u8, mode: &str, out: &Path) {
     let report =
         coremlq::quant::quantize(&file, &p, out, &RunOptions::default()).expect("quantize");
     println!(
-        "{} {} {}",
+        "{} {} {} {}",
         t.elapsed().as_secs_f64(),
         vm_hwm_mb(),
-        report.bytes_after
+        report.bytes_after,
+        cpu_seconds()
     );
 }
 
@@ -154,8 +172,8 @@ fn main() {
     .collect();
     println!("threads: {}\n", rayon::current_num_threads());
     println!(
-        "{:<18} {:<7} {:>9} {:>10} {:>11} {:>13} {:>9}",
-        "run", "model", "seconds", "peak MB", "output MB", "coremltools s", "speed-up"
+        "{:<18} {:<7} {:>9} {:>8} {:>10} {:>11} {:>13} {:>9}",
+        "run", "model", "seconds", "cpu s", "peak MB", "output MB", "coremltools s", "speed-up"
     );
     let exe = std::env::current_exe().expect("exe");
     for &(label, model, nbits, mode, reference) in RUNS {
@@ -178,7 +196,8 @@ fn main() {
         let mut it = line
             .split_whitespace()
             .map(|v| v.parse::<f64>().unwrap_or(f64::NAN));
-        let (secs, peak, bytes) = (
+        let (secs, peak, bytes, cpu) = (
+            it.next().unwrap_or(f64::NAN),
             it.next().unwrap_or(f64::NAN),
             it.next().unwrap_or(f64::NAN),
             it.next().unwrap_or(f64::NAN),
@@ -205,7 +224,7 @@ fn main() {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{label:<18} {model:<7} {secs:>9.2} {peak:>10.0} {:>11.1} {ref_s:>13} {ratio:>9}",
+            "{label:<18} {model:<7} {secs:>9.2} {cpu:>8.2} {peak:>10.0} {:>11.1} {ref_s:>13} {ratio:>9}",
             bytes / 1e6
         );
     }

@@ -356,5 +356,14 @@ fn prost_schema_round_trips_fixtures() {
         }
     }
     differ.sort_unstable();
-    expect_test::expect![[""]].assert_eq(&differ.join("\n"));
+    expect_test::expect![[r#"
+        glm_classifier
+        glm_regressor
+        ml_program
+        nn_classifier
+        nn_classifier_int64
+        pipeline
+        pipeline_classifier
+        tree_ensemble
+        updatable"#]].assert_eq(&differ.join("\n"));
 }

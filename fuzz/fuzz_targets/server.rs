@@ -33,10 +33,10 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => return,
     };
     runtime.block_on(async {
-        let (client, server) = tokio::io::duplex(1 << 16);
-        let (server_read, server_write) = tokio::io::split(server);
+        // One pipe each way, so that dropping the client's writer is an end of input.
+        let (mut to_server, server_read) = tokio::io::duplex(1 << 16);
+        let (server_write, mut from_server) = tokio::io::duplex(1 << 16);
         let served = tokio::spawn(coremlq_lsp::serve(server_read, server_write));
-        let (mut from_server, mut to_server) = tokio::io::split(client);
         // Drain the server's output concurrently, looking for the answer to `shutdown`.
         let reader = tokio::spawn(async move {
             let mut seen = Vec::new();

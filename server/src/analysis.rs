@@ -55,10 +55,11 @@ fn output_status(snap: &Snapshot, parse: &syntax::Parse) -> OutputStatus {
 }
 
 /// Analyses a snapshot and runs `f` on the result (blocking: may index a model file).
-pub fn with_analysis<T>(snap: &Snapshot, f: impl FnOnce(&Analysis) -> T) -> T {
+/// Without `diagnostics`, the config checks are skipped (completion, hover, hints).
+pub fn with_analysis<T>(snap: &Snapshot, diagnostics: bool, f: impl FnOnce(&Analysis) -> T) -> T {
     let parse = syntax::parse(&snap.text);
     let loaded = load_model(snap, &parse);
-    let output = output_status(snap, &parse);
+    let output = if diagnostics { output_status(snap, &parse) } else { OutputStatus::Unknown };
     let input = match loaded.as_deref() {
         None => ModelInput::None,
         Some(Ok(file)) => ModelInput::Loaded(file),
@@ -68,6 +69,7 @@ pub fn with_analysis<T>(snap: &Snapshot, f: impl FnOnce(&Analysis) -> T) -> T {
         config_dir: snap.base_dir(),
         workspace: snap.session.workspace_folders.first().map(PathBuf::as_path),
         output: Some(&output),
+        skip_diagnostics: !diagnostics,
     };
     let analysis =
         Analysis::with_planner(

@@ -25,7 +25,7 @@ fn wanted(only: Option<&Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
 pub fn handle(snap: &Snapshot, params: &CodeActionParams) -> Option<CodeActionResponse> {
     let range = crate::line_index::byte_range(&snap.rope, params.range, snap.session.encoding);
     let only = params.context.only.as_ref();
-    with_analysis(snap, |an| {
+    with_analysis(snap, true, |an| {
         let mut out = Vec::new();
         if wanted(only, &CodeActionKind::QUICKFIX) {
             for d in &an.diagnostics {

@@ -13,7 +13,7 @@ pub fn handle(snap: &Snapshot, _params: &CodeLensParams) -> Option<Vec<CodeLens>
     if !snap.session.settings.code_lens {
         return Some(Vec::new());
     }
-    let title = with_analysis(snap, |an| {
+    let title = with_analysis(snap, false, |an| {
         an.model.is_some().then(|| hints::quantize_lens_title(an))
     })?;
     Some(vec![CodeLens {

@@ -156,7 +156,7 @@ pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result
 
 /// The JSON summary of a config's model.
 pub fn model_summary(snap: &Snapshot) -> Result<Value> {
-    with_analysis(snap, |an| {
+    with_analysis(snap, false, |an| {
         let m = an.model.ok_or_else(|| {
             failed(first_error(an).unwrap_or_else(|| "the config names no model".into()))
         })?;
@@ -235,7 +235,7 @@ struct Prepared {
 fn prepare(snap: &Snapshot) -> std::result::Result<Prepared, String> {
     let parse = coremlq::config::syntax::parse(&snap.text);
     let loaded = load_model(snap, &parse).ok_or("the config names no model")?;
-    with_analysis(snap, |an| {
+    with_analysis(snap, true, |an| {
         if let Some(e) = first_error(an) {
             return Err(format!("the config has errors: {e}"));
         }

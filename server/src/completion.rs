@@ -18,7 +18,7 @@ pub fn handle(snap: &Snapshot, params: &CompletionParams) -> Option<CompletionRe
         snippets: snap.session.flags.snippets,
         model_paths: snap.base_dir().map(model_files).unwrap_or_default(),
     };
-    let items = with_analysis(snap, |an| completion::completions(an, offset, &cfg));
+    let items = with_analysis(snap, false, |an| completion::completions(an, offset, &cfg));
     let items: Vec<CompletionItem> = items
         .into_iter()
         .map(|i| CompletionItem {

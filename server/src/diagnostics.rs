@@ -98,7 +98,7 @@ pub async fn clear(inner: &Inner, uri: Uri) {
 
 /// The protocol diagnostics of a snapshot (blocking: runs the analysis).
 pub fn compute(snap: &Snapshot) -> Vec<lsp::Diagnostic> {
-    crate::analysis::with_analysis(snap, |an| {
+    crate::analysis::with_analysis(snap, true, |an| {
         an.diagnostics.iter().map(|d| to_lsp(snap, d)).collect()
     })
 }

@@ -9,7 +9,7 @@ use crate::state::Snapshot;
 /// Hover text at the cursor.
 pub fn handle(snap: &Snapshot, params: &HoverParams) -> Option<Hover> {
     let offset = snap.offset(params.text_document_position_params.position);
-    let result = with_analysis(snap, |an| hover::hover(an, offset))?;
+    let result = with_analysis(snap, false, |an| hover::hover(an, offset))?;
     let (kind, value) = if snap.session.flags.markdown_hover {
         (MarkupKind::Markdown, result.markdown)
     } else {

@@ -12,7 +12,7 @@ pub fn handle(snap: &Snapshot, params: &InlayHintParams) -> Option<Vec<InlayHint
         return Some(Vec::new());
     }
     let range = crate::line_index::byte_range(&snap.rope, params.range, snap.session.encoding);
-    let found = with_analysis(snap, |an| hints::inlay_hints(an, range));
+    let found = with_analysis(snap, false, |an| hints::inlay_hints(an, range));
     Some(
         found
             .into_iter()

@@ -103,14 +103,14 @@ async fn completes_missing_keys_with_snippets() {
         "{\n  \"model\": \"MobileNetMini.mlmodel\",\n  $0\n}",
         vscode_capabilities(),
         expect![[r#"
-            nbits | required · Bits per weight: 16 (float16 weights), or 1 to 8. | 2:2-2:2 "nbits": ${1|8,16,6,4|}
-            quantization_mode | How weights are quantized: `linear` (default), `linear_symmetric`, `linear_lut`, `kmeans_lut`, `custom_lut` or `dequantization`. | 2:2-2:2 "quantization_mode": "$1"
+            nbits | required · Bits per weight: 16 (float16) or 1 to 8 | 2:2-2:2 "nbits": ${1|8,16,6,4|}
+            $schema | JSON Schema for plain JSON editors; ignored by coremlq | 2:2-2:2 "$schema": "$1"
             output | Where the quantized model is written | 2:2-2:2 "output": "$1"
-            selector | Which layers to leave in full precision: coremltools' `AdvancedQuantizedLayerSelector` fields plus `skip_layers` by name | 2:2-2:2 "selector": {$1}
-            layers | Per-layer overrides (mixed precision): layer names or glob patterns mapped to `nbits`, `quantization_mode`, `lut` or `"skip": true` | 2:2-2:2 "layers": {$1}
-            fuse_layers | Fold conv/innerProduct→scale/bias, batchnorm→scale and conv→batchnorm before 1–8-bit quantization, as coremltools does (default `true`). | 2:2-2:2 "fuse_layers": ${1|true,false|}
-            lut | The lookup table for `custom_lut`: exactly 2^nbits finite numbers; each weight becomes the index of the nearest entry. | 2:2-2:2 "lut": [$1]
-            $schema | Ignored by the tool; lets plain JSON editors validate the file against the shipped JSON Schema. | 2:2-2:2 "$schema": "$1"
+            quantization_mode | How weights are quantized (coremltools' quantization_mode) | 2:2-2:2 "quantization_mode": "$1"
+            lut | The lookup table for custom_lut: 2^nbits finite numbers | 2:2-2:2 "lut": [$1]
+            selector | Which layers to leave in full precision (AdvancedQuantizedLayerSelector) | 2:2-2:2 "selector": {$1}
+            fuse_layers | Fold conv/innerProduct→scale/bias, batchnorm→scale, conv→batchnorm first | 2:2-2:2 "fuse_layers": ${1|true,false|}
+            layers | Per-layer overrides (mixed precision) | 2:2-2:2 "layers": {$1}
         "#]],
     )
     .await;
@@ -119,14 +119,14 @@ async fn completes_missing_keys_with_snippets() {
 #[tokio::test]
 async fn completes_a_half_typed_key_without_snippets() {
     check_completion("{\n  \"model\": \"MobileNetMini.mlmodel\",\n  \"nb$0\n}", neovim_capabilities(), expect![[r#"
-        nbits | required · Bits per weight: 16 (float16 weights), or 1 to 8. | 2:2-2:5 "nbits": 
-        quantization_mode | How weights are quantized: `linear` (default), `linear_symmetric`, `linear_lut`, `kmeans_lut`, `custom_lut` or `dequantization`. | 2:2-2:5 "quantization_mode": ""
+        nbits | required · Bits per weight: 16 (float16) or 1 to 8 | 2:2-2:5 "nbits": 
+        $schema | JSON Schema for plain JSON editors; ignored by coremlq | 2:2-2:5 "$schema": ""
         output | Where the quantized model is written | 2:2-2:5 "output": ""
-        selector | Which layers to leave in full precision: coremltools' `AdvancedQuantizedLayerSelector` fields plus `skip_layers` by name | 2:2-2:5 "selector": {}
-        layers | Per-layer overrides (mixed precision): layer names or glob patterns mapped to `nbits`, `quantization_mode`, `lut` or `"skip": true` | 2:2-2:5 "layers": {}
-        fuse_layers | Fold conv/innerProduct→scale/bias, batchnorm→scale and conv→batchnorm before 1–8-bit quantization, as coremltools does (default `true`). | 2:2-2:5 "fuse_layers": true
-        lut | The lookup table for `custom_lut`: exactly 2^nbits finite numbers; each weight becomes the index of the nearest entry. | 2:2-2:5 "lut": []
-        $schema | Ignored by the tool; lets plain JSON editors validate the file against the shipped JSON Schema. | 2:2-2:5 "$schema": ""
+        quantization_mode | How weights are quantized (coremltools' quantization_mode) | 2:2-2:5 "quantization_mode": ""
+        lut | The lookup table for custom_lut: 2^nbits finite numbers | 2:2-2:5 "lut": []
+        selector | Which layers to leave in full precision (AdvancedQuantizedLayerSelector) | 2:2-2:5 "selector": {}
+        fuse_layers | Fold conv/innerProduct→scale/bias, batchnorm→scale, conv→batchnorm first | 2:2-2:5 "fuse_layers": true
+        layers | Per-layer overrides (mixed precision) | 2:2-2:5 "layers": {}
     "#]]).await;
 }
 
@@ -136,13 +136,13 @@ async fn completes_modes_and_nbits() {
         "{ \"model\": \"MobileNetMini.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"k$0\" }",
         vscode_capabilities(),
         expect![[r#"
-        linear | per-channel min/max scale and bias (coremltools' default) | 0:69-0:72 "linear"
-        linear_symmetric | symmetric linear around zero; 8 bits only | 0:69-0:72 "linear_symmetric"
-        linear_lut | evenly spaced lookup table between min and max | 0:69-0:72 "linear_lut"
-        kmeans_lut | lookup table from 1-D k-means over the weights | 0:69-0:72 "kmeans_lut"
-        custom_lut | your own lookup table (`lut`) | 0:69-0:72 "custom_lut"
-        dequantization | turn quantized weights back into float32 | 0:69-0:72 "dequantization"
-    "#]],
+            linear | Per-channel min/max scale and bias (default) | 0:69-0:72 "linear"
+            linear_symmetric | Symmetric linear quantization, 8 bits only | 0:69-0:72 "linear_symmetric"
+            linear_lut | Evenly spaced lookup table over the tensor's range | 0:69-0:72 "linear_lut"
+            kmeans_lut | Lookup table from 1-D k-means | 0:69-0:72 "kmeans_lut"
+            custom_lut | Your own lookup table (`lut`) | 0:69-0:72 "custom_lut"
+            dequantization | Turn quantized weights back into float32 | 0:69-0:72 "dequantization"
+        "#]],
     )
     .await;
     check_completion(
@@ -244,37 +244,25 @@ async fn hovers() {
     check_hover(
         &BASE.replacen("\"model\": \"", "\"model\": \"$0", 1),
         expect![[r#"
-        **model** (required)
+            **MobileNetMini.mlmodel** — `neuralNetworkClassifier`, specification version 4
 
-        The `.mlmodel` file to quantize (or an `.mlpackage` folder), relative to this config.
-
-        ---
-
-        **MobileNetMini.mlmodel** — `neuralNetworkClassifier`, specification version 4
-
-        33 layers (20 with weights) · weights 1.3 MB of 1.3 MB · float32 100%
-    "#]],
+            33 layers (20 with weights) · weights 1.3 MB of 1.3 MB · float32 100%
+        "#]],
     )
     .await;
     check_hover(
         &BASE.replacen("\"nbits\": 8", "\"nbits\": $08", 1),
         expect![[r#"
-        **nbits** (required)
+            Weights 1.3 MB → 287 KB (−77%)
 
-        Bits per weight: 16 (float16 weights), or 1 to 8.
+            Output file: 1,279,267 → 289,478 bytes (−77%)
 
-        ---
-
-        Weights 1.3 MB → 287 KB (−77%)
-
-        Output file: 1,279,267 → 289,478 bytes (−77%)
-
-        | layer type | layers | before | after |
-        |---|---:|---:|---:|
-        | convolution | 9 | 723 KB | 211 KB (−71%) |
-        | innerProduct | 2 | 530 KB | 69 KB (−87%) |
-        | batchnorm | 9 | 24 KB | 6.7 KB (−72%) |
-    "#]],
+            | layer type | layers | before | after |
+            |---|---:|---:|---:|
+            | convolution | 9 | 723 KB | 211 KB (−71%) |
+            | innerProduct | 2 | 530 KB | 69 KB (−87%) |
+            | batchnorm | 9 | 24 KB | 6.7 KB (−72%) |
+        "#]],
     )
     .await;
     check_hover(
@@ -288,14 +276,18 @@ async fn hovers() {
     )
     .await;
     check_hover(&BASE.replacen("\"depthwiseConv\"", "\"depthwise$0Conv\"", 1), expect![[r#"
-        `depthwiseConv` (convolutions with one kernel channel and several groups): 4 layers, 19 KB of weights
+        `depthwiseConv` — Depthwise convolutions (pseudo-type): 4 layers, 19 KB of weights
 
         With this config: 19 KB → 19 KB (±0%)
     "#]]).await;
     check_hover(&BASE.replacen("\"selector\"", "\"sel$0ector\"", 1), expect![[r#"
-        **selector**
+        **selector** — Which layers to leave in full precision (AdvancedQuantizedLayerSelector)
 
-        Which layers to leave in full precision: coremltools' `AdvancedQuantizedLayerSelector` fields plus `skip_layers` by name. Absent: every layer with weights is quantized.
+        Type: an object. Default: `every layer with weights is quantized`
+
+        Which layers to leave in full precision: the fields of coremltools' `AdvancedQuantizedLayerSelector` (`skip_layer_types`, `minimum_conv_kernel_channels`, `minimum_conv_weight_count`) plus `skip_layers` (by name).
+
+        Without `selector`, every layer with weights is quantized (the default `QuantizedLayerSelector`); with it, the advanced selector's rules apply with its defaults for the keys not given.
     "#]]).await;
 }
 
@@ -458,6 +450,7 @@ async fn quick_fixes_from_the_diagnostics() {
     expect![[r#"
         Replace with "kmeans_lut" [quickfix] ["69-77 \"\\\"kmeans_lut\\\"\""]
         Replace with "nbits" [quickfix] ["79-86 \"\\\"nbits\\\"\""]
-    "#]].assert_eq(&out);
+    "#]]
+    .assert_eq(&out);
     f.client.shutdown().await;
 }

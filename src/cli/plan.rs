@@ -226,19 +226,23 @@ fn quality(model: &ModelFile, plan: &Plan) -> anyhow::Result<Vec<TensorQuality>>
     use coremlq::quant::{fusion, TensorAction};
     use rayon::prelude::*;
     let index = &model.index;
-    let jobs: Vec<(usize, &Target)> = plan
+    let jobs: Vec<(usize, &Target, bool)> = plan
         .tensors
         .iter()
         .enumerate()
         .filter_map(|(i, t)| match &t.action {
-            TensorAction::Convert(target) if *target != Target::Dequantize => Some((i, target)),
+            TensorAction::Convert(target) if *target != Target::Dequantize => {
+                Some((i, target, t.fused))
+            }
             _ => None,
         })
         .collect();
     jobs.par_iter()
-        .map(|&(i, target)| {
-            let w = &index.weights[i];
-            let values = match (plan.tensors[i].fused, plan.fusion_of(w.layer)) {
+        .map(|&(i, target, fused)| {
+            let w = index.weights.get(i).ok_or_else(|| {
+                anyhow::anyhow!("the plan names tensor {i}, which the index lacks")
+            })?;
+            let values = match (fused, plan.fusion_of(w.layer)) {
                 (true, Some(fp)) => {
                     let fused = fusion::compute(&model.path, model.bytes(), index, fp)?;
                     match fused.get(&w.field) {

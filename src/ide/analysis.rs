@@ -38,6 +38,8 @@ pub struct Env<'a> {
     pub workspace: Option<&'a Path>,
     /// What is at the output path.
     pub output: Option<&'a OutputStatus>,
+    /// Leave the diagnostics empty (completion and hover do not need them).
+    pub skip_diagnostics: bool,
 }
 
 /// The `model` string of a config: its decoded value and the range of the literal.
@@ -108,11 +110,11 @@ impl<'a> Analysis<'a> {
             output: env.output.unwrap_or(&unknown),
             skip_plan: false,
         };
-        let diagnostics = cfg::analyze(&parse, &ctx)
-            .diagnostics
-            .into_iter()
-            .map(convert)
-            .collect();
+        let diagnostics = if env.skip_diagnostics {
+            Vec::new()
+        } else {
+            cfg::analyze(&parse, &ctx).diagnostics.into_iter().map(convert).collect()
+        };
         // Settings are read tolerantly so hover and hints work in a config with errors.
         let settings = parse.root_object().and_then(settings_of);
         let model = match model {

@@ -5,12 +5,12 @@
 use std::ops::Range;
 
 use crate::config::syntax::{Object, PathSegment, PositionKind, Value};
-use crate::quant::select::QUANTIZABLE_TYPES;
 use crate::quant::Mode;
 
 use super::analysis::Analysis;
-use super::keys::{self, KeyDoc, KeyType};
+use super::keys;
 use super::{facts, TextEdit};
+use crate::config::schema::{KeySpec, ValueType};
 
 /// What a candidate is (the editor picks an icon from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,24 +137,24 @@ fn key_items(
         .collect()
 }
 
-fn placeholder(d: &KeyDoc, snippets: bool) -> &'static str {
+fn placeholder(d: &KeySpec, snippets: bool) -> &'static str {
     match (d.ty, snippets) {
-        (KeyType::String, true) => "\"$1\"",
-        (KeyType::String, false) => "\"\"",
-        (KeyType::Integer, true) if d.name == "nbits" => "${1|8,16,6,4|}",
-        (KeyType::Integer, true) => "$1",
-        (KeyType::Integer, false) => "",
-        (KeyType::Bool, true) => "${1|true,false|}",
-        (KeyType::Bool, false) => "true",
-        (KeyType::Array, true) => "[$1]",
-        (KeyType::Array, false) => "[]",
-        (KeyType::Object, true) => "{$1}",
-        (KeyType::Object, false) => "{}",
+        (ValueType::String | ValueType::Path, true) => "\"$1\"",
+        (ValueType::String | ValueType::Path, false) => "\"\"",
+        (ValueType::Integer, true) if d.name == "nbits" => "${1|8,16,6,4|}",
+        (ValueType::Integer, true) => "$1",
+        (ValueType::Integer, false) => "",
+        (ValueType::Boolean, true) => "${1|true,false|}",
+        (ValueType::Boolean, false) => "true",
+        (ValueType::NumberArray | ValueType::StringArray, true) => "[$1]",
+        (ValueType::NumberArray | ValueType::StringArray, false) => "[]",
+        (ValueType::Object, true) => "{$1}",
+        (ValueType::Object, false) => "{}",
     }
 }
 
 fn key_item(
-    d: &KeyDoc,
+    d: &KeySpec,
     i: usize,
     range: Range<usize>,
     has_colon: bool,
@@ -170,19 +170,19 @@ fn key_item(
     if comma {
         new_text.push(',');
     }
-    let summary = d.doc.split(". ").next().unwrap_or(d.doc);
+    let required = keys::is_required(d);
     CompletionItem {
         label: d.name.to_owned(),
         kind: ItemKind::Key,
-        detail: Some(if d.required {
-            format!("required · {summary}")
+        detail: Some(if required {
+            format!("required · {}", d.summary)
         } else {
-            summary.to_owned()
+            d.summary.to_owned()
         }),
-        documentation: Some(d.doc.to_owned()),
+        documentation: Some(crate::config::schema::hover(d)),
         snippet: snippets && !has_colon,
         edit: TextEdit { range, new_text },
-        sort_text: format!("{}{i:02}", if d.required { 0 } else { 1 }),
+        sort_text: format!("{}{i:02}", if required { 0 } else { 1 }),
         filter_text: Some(key),
         commit_characters: Vec::new(),
     }
@@ -451,7 +451,7 @@ fn layer_type_items(
             label: name.to_owned(),
             kind: ItemKind::LayerType,
             detail: Some(detail),
-            documentation: keys::pseudo_type_doc(name).map(str::to_owned),
+            documentation: keys::layer_type_doc(name).map(str::to_owned),
             edit: TextEdit {
                 range: range.clone(),
                 new_text: q.clone(),
@@ -464,7 +464,7 @@ fn layer_type_items(
     };
     for (rank, t) in present
         .iter()
-        .filter(|t| QUANTIZABLE_TYPES.contains(&t.name.as_str()))
+        .filter(|t| keys::layer_type_names().any(|n| n == t.name))
         .enumerate()
     {
         let layers = if t.layers == 1 {
@@ -478,8 +478,8 @@ fn layer_type_items(
             format!("0{rank:05}"),
         );
     }
-    for (i, name) in QUANTIZABLE_TYPES.iter().enumerate() {
-        if present.iter().any(|t| t.name == *name) {
+    for (i, name) in keys::layer_type_names().enumerate() {
+        if present.iter().any(|t| t.name == name) {
             continue;
         }
         let detail = if an.model.is_some() {

@@ -66,25 +66,18 @@ pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
             md.push_str(&layer_text(an, pattern))
         }
         _ => {
-            if let Some(doc) = keys::doc_of(&path) {
-                let _ = write!(
-                    md,
-                    "**{}**{}\n\n{}",
-                    doc.name,
-                    if doc.required { " (required)" } else { "" },
-                    doc.doc
-                );
-            }
-            let extra = match names.as_slice() {
+            // On a key its documentation; on a value what it means for this model
+            // (the documentation when there is nothing to compute).
+            let facts = match names.as_slice() {
+                _ if is_key => None,
                 ["model"] => model_text(an),
                 ["nbits" | "quantization_mode"] => estimate_text(an),
                 _ => None,
             };
-            if let Some(extra) = extra {
-                if !md.is_empty() {
-                    md.push_str("\n\n---\n\n");
-                }
-                md.push_str(&extra);
+            match (facts, keys::doc_of(&path)) {
+                (Some(f), _) => md.push_str(&f),
+                (None, Some(spec)) => md.push_str(&crate::config::schema::hover(spec)),
+                (None, None) => {}
             }
         }
     }
@@ -242,8 +235,8 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
 
 /// A layer type's totals and saving.
 fn type_text(an: &Analysis, name: &str) -> String {
-    let doc = keys::pseudo_type_doc(name)
-        .map(|d| format!(" ({d})"))
+    let doc = keys::layer_type_doc(name)
+        .map(|d| format!(" — {d}"))
         .unwrap_or_default();
     let Some(m) = an.model else {
         return format!("`{name}`{doc}");

@@ -173,6 +173,14 @@ mod tests {
                 );
             }
             assert_eq!(body.len() as u64, float32(n));
+            // isUpdatable adds its 3 bytes; dequantization's form is floatValue + `quantization {}`.
+            let mut updatable = body.clone();
+            updatable.extend_from_slice(&[0x90, 0x03, 0x01]);
+            let q = quantize(&w, &shape, 0, &Target::Linear(b), Dialect::F32).unwrap();
+            let len = encode_quantized(&updatable, &q).unwrap().len() as u64;
+            assert_eq!(linear(n, b, linear_channels(&shape, 0)) + IS_UPDATABLE, len);
+            let back = crate::quant::encode::encode_dequantized(&body, &w).unwrap();
+            assert_eq!(dequantized(n), back.len() as u64);
         }
     }
 }

@@ -50,6 +50,8 @@ export function registerE2e(context: vscode.ExtensionContext, api: Api): void {
 
 class Runner {
   private readonly checks: Check[] = [];
+  /** Where the hover with the estimate was found (text to find, character offset). */
+  private hoverAt: [string, number] = ['"nbits": 8', 10];
   private readonly folder: vscode.Uri;
 
   constructor(
@@ -269,6 +271,7 @@ class Runner {
       if (text.includes("→") && est?.output !== undefined) {
         this.record("vscode: hover shows the estimate", true, { at: needle, estimate: est, text: text.slice(0, 500) });
         found = est.output;
+        this.hoverAt = [needle, delta];
         break;
       }
     }
@@ -360,10 +363,23 @@ class Runner {
     await vscode.commands.executeCommand("workbench.action.closeSidebar").then(undefined, () => undefined);
     await vscode.commands.executeCommand("workbench.action.closePanel").then(undefined, () => undefined);
 
-    // Hover over the output path (falls back to wherever the hover test found it).
+    // The hover with the estimate, where the hover check found it.
     const good = await this.open("good.quant.json");
-    const hp = this.pos(good.document, '"nbits": 8', 2);
+    const hp = this.pos(good.document, ...this.hoverAt);
     good.selection = new vscode.Selection(hp, hp);
+    // After the restart the new server must load the model before the hover has the estimate.
+    await waitFor(async () => {
+      const h = await vscode.commands.executeCommand<vscode.Hover[]>(
+        "vscode.executeHoverProvider",
+        good.document.uri,
+        hp,
+      );
+      const text = (h ?? [])
+        .flatMap((x) => x.contents)
+        .map((c) => (typeof c === "string" ? c : "value" in c ? c.value : ""))
+        .join("\n");
+      return text.includes("→") ? true : undefined;
+    }, 15000);
     await vscode.commands.executeCommand("editor.action.showHover");
     await sleep(1500);
     const hoverOk = await this.screenshot("hover");

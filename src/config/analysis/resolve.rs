@@ -98,7 +98,10 @@ pub(super) fn plan(
             .map(|m| m.key.range)
             .or_else(|| f.model.map(|m| m.value.range))
             .unwrap_or(model_range);
-        let message = if index.weights.is_empty() {
+        let message = if settings.default.mode == Mode::Dequantization && !index.weights.is_empty()
+        {
+            "nothing to dequantize: no selected weight tensor is quantized".to_string()
+        } else if index.weights.is_empty() {
             "this config quantizes nothing: the model has no weight tensors".to_string()
         } else {
             format!("this config quantizes nothing: every one of the {} layers is skipped or left as it is", index.layers.len())

@@ -25,6 +25,11 @@ pub(crate) struct Nearest {
     grid_inv: f64,
     /// Number of midpoints below each grid cell's lower edge (as computed; only a guess).
     grid: Vec<u16>,
+    /// The upper end of the grid (`mids[last]`).
+    grid_hi: f64,
+    /// Per cell, the answer for every x in the cell when it is certain (no midpoint in or near
+    /// the cell, tie margins clear), else −1.
+    cell_answer: Vec<i16>,
     /// The index of the first NaN entry, if any.
     nan_index: Option<u8>,
     /// The lowest index of any entry.
@@ -86,6 +91,35 @@ impl Nearest {
             })
             .collect();
         let min_index = index.iter().copied().min().unwrap_or(0);
+        let slack = width * 0.01;
+        let cell_answer = (0..cells)
+            .map(|c| {
+                if mids.is_empty() || grid_inv == 0.0 {
+                    return -1;
+                }
+                let a = lo + c as f64 * width - slack;
+                let b = lo + (c + 1) as f64 * width + slack;
+                let p = mids.partition_point(|&m| m < a);
+                if p != mids.partition_point(|&m| m <= b) {
+                    return -1; // a midpoint lies in the (widened) cell
+                }
+                let xmax = a.abs().max(b.abs());
+                let ok = |j: usize| {
+                    let tol = (xmax + values[j].abs() + values[j + 1].abs()) * TIE_MARGIN;
+                    let dist = if mids[j] < a {
+                        a - mids[j]
+                    } else {
+                        mids[j] - b
+                    };
+                    dist.min((values[j + 1] - values[j]) / 2.0) > tol
+                };
+                if (p == 0 || ok(p - 1)) && (p == mids.len() || ok(p)) {
+                    i16::from(index[p])
+                } else {
+                    -1
+                }
+            })
+            .collect();
         Nearest {
             values,
             index,
@@ -93,6 +127,8 @@ impl Nearest {
             grid_lo: lo,
             grid_inv,
             grid,
+            grid_hi: hi,
+            cell_answer,
             nan_index,
             min_index,
         }
@@ -118,6 +154,11 @@ impl Nearest {
         let (vals, mids) = (&self.values[..], &self.mids[..]);
         // Midpoint guess: p = number of midpoints below x.
         let cell = (((x - self.grid_lo) * self.grid_inv) as usize).min(self.grid.len() - 1);
+        if x >= self.grid_lo && x <= self.grid_hi {
+            if let Some(&a) = self.cell_answer.get(cell).filter(|&&a| a >= 0) {
+                return a as u8;
+            }
+        }
         let mut p = self.grid.get(cell).copied().unwrap_or(0) as usize;
         while p < mids.len() && mids[p] < x {
             p += 1;

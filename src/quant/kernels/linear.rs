@@ -335,6 +335,27 @@ mod tests {
     }
 
     #[test]
+    fn f64_dialect_matches_reference_arithmetic() {
+        let mut rng = Rng::new(12);
+        for round in 0..40 {
+            let b = (round % 8) as u8 + 1;
+            let n = rng.below(500) as usize + 2;
+            let w: Vec<f32> = (0..n).map(|_| rng.normal() * 0.01).collect();
+            let q = q_tensor(&w, &[n as u64], 0, &Target::Linear(b), Dialect::F64).unwrap();
+            let idx = pack::unpack(&q.data, b, n).unwrap();
+            let lo = w.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+            let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let scale = (hi - lo) / ((1u32 << b) - 1) as f64;
+            let inv = if scale.abs() > 1e-6 { 1.0 / scale } else { 0.0 };
+            let (s, _) = scale_bias(&q);
+            assert_eq!(s[0], scale as f32);
+            for (k, &x) in w.iter().enumerate() {
+                assert_eq!(idx[k] as f64, ((x as f64 - lo) * inv).round_ties_even());
+            }
+        }
+    }
+
+    #[test]
     fn nan_channel_collapses_to_zero() {
         let q = lin(&[1.0, f32::NAN, 3.0, 0.0, 1.0, 2.0], &[2, 3], 0, 8);
         assert_eq!(q.data, vec![0, 0, 0, 0, 127, 255]);

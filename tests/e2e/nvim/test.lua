@@ -132,7 +132,12 @@ end
 
 local function summarize(diags)
   return vim.tbl_map(function(d)
-    return { code = d.code, severity = d.severity, range = { d.lnum, d.col, d.end_lnum, d.end_col }, message = d.message }
+    return {
+      code = d.code,
+      severity = d.severity,
+      range = { d.lnum, d.col, d.end_lnum, d.end_col },
+      message = d.message,
+    }
   end, diags)
 end
 
@@ -369,20 +374,18 @@ step('quantize', function()
   local stat = vim.uv.fs_stat(out)
   local size = stat and stat.size or nil
   local messages = vim.api.nvim_exec2('messages', { output = true }).output
-  record(':CoremlqQuantize writes the output whose size equals the estimate', done ~= nil
-    and done.ok
-    and size ~= nil
-    and estimate ~= nil
-    and size == estimate, {
-    outcome = done and { ok = done.ok, error = done.error, output = done.output, bytes = done.bytes } or 'no CoremlqQuantized event in 120 s',
+  local written = done ~= nil and done.ok and size ~= nil and estimate ~= nil and size == estimate
+  record(':CoremlqQuantize writes the output whose size equals the estimate', written, {
+    outcome = done and { ok = done.ok, error = done.error, output = done.output, bytes = done.bytes }
+      or 'no CoremlqQuantized event in 120 s',
     file_size = size or vim.NIL,
     estimate = estimate or vim.NIL,
   })
   local progress = vim.tbl_filter(function(m)
     return m:find('%d+%%') ~= nil or m:find('%d+/%d+') ~= nil
   end, echoed)
-  record(':CoremlqQuantize shows progress, then the result, in the message area',
-    #progress > 0 and messages:find('coremlq: wrote', 1, true) ~= nil, {
+  local reported = #progress > 0 and messages:find('coremlq: wrote', 1, true) ~= nil
+  record(':CoremlqQuantize shows progress, then the result, in the message area', reported, {
     progress = vim.list_slice(progress, 1, 5),
     echoed = #echoed,
     messages = messages:sub(-400),
@@ -417,7 +420,8 @@ step('restart', function()
     after = vim.lsp.get_clients({ name = 'coremlq', bufnr = buf })[1]
     return after ~= nil and after.initialized == true and (before == nil or after.id ~= before.id)
   end, 50)
-  record(':CoremlqRestart starts a new client on the buffer', before ~= nil and after ~= nil and after.id ~= before.id, {
+  local restarted = before ~= nil and after ~= nil and after.id ~= before.id
+  record(':CoremlqRestart starts a new client on the buffer', restarted, {
     before = before and before.id or vim.NIL,
     after = after and after.id or vim.NIL,
   })

@@ -365,7 +365,10 @@ function M.summary_markdown(result, name)
   end
   if type(r.layerTypes) == 'table' and #r.layerTypes > 0 then
     vim.list_extend(out, { '', '## Layer types', '' })
-    table.insert(out, md_table(r.layerTypes, { { 'type', 'type' }, { 'layers', 'layers' }, { 'weightBytes', 'weight bytes' } }))
+    table.insert(
+      out,
+      md_table(r.layerTypes, { { 'type', 'type' }, { 'layers', 'layers' }, { 'weightBytes', 'weight bytes' } })
+    )
   end
   if type(r.largestLayers) == 'table' and #r.largestLayers > 0 then
     vim.list_extend(out, { '', '## Largest layers', '' })
