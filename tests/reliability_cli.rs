@@ -75,29 +75,56 @@ fn inspect_and_quantize_every_hostile_model() {
     let models = hostile(".mlmodel");
     assert!(models.len() > 10);
     for source in models {
-        let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let model = scratch.path().join(&name);
         std::fs::copy(&source, &model).expect("copy");
         let before = std::fs::read(&model).expect("read");
         let run = coremlq(&[os("inspect"), model.as_os_str()], scratch.path());
         if run.code != Some(0) {
-            assert!(run.stderr.contains(&name), "{name}: the error does not name the file:\n{}", run.stderr);
+            assert!(
+                run.stderr.contains(&name),
+                "{name}: the error does not name the file:\n{}",
+                run.stderr
+            );
         }
-        for args in [&["--nbits", "8"][..], &["--nbits", "16"], &["--nbits", "2", "--mode", "kmeans_lut"]] {
+        for args in [
+            &["--nbits", "8"][..],
+            &["--nbits", "16"],
+            &["--nbits", "2", "--mode", "kmeans_lut"],
+        ] {
             let out = scratch.path().join("out.mlmodel");
             let mut all = vec![os("quantize"), model.as_os_str(), os("-o"), out.as_os_str()];
             all.extend(args.iter().map(|a| os(a)));
             let run = coremlq(&all, scratch.path());
             if run.code != Some(0) {
-                assert!(!run.stderr.trim().is_empty(), "{name} {args:?}: failed without a message");
-                assert!(!out.exists(), "{name} {args:?}: failed but wrote {}", out.display());
+                assert!(
+                    !run.stderr.trim().is_empty(),
+                    "{name} {args:?}: failed without a message"
+                );
+                assert!(
+                    !out.exists(),
+                    "{name} {args:?}: failed but wrote {}",
+                    out.display()
+                );
             } else {
                 let check = coremlq(&[os("inspect"), out.as_os_str()], scratch.path());
-                assert_eq!(check.code, Some(0), "{name} {args:?}: the output does not inspect:\n{}", check.stderr);
+                assert_eq!(
+                    check.code,
+                    Some(0),
+                    "{name} {args:?}: the output does not inspect:\n{}",
+                    check.stderr
+                );
             }
             let _ = std::fs::remove_file(&out);
         }
-        assert_eq!(std::fs::read(&model).expect("read"), before, "{name}: the input changed");
+        assert_eq!(
+            std::fs::read(&model).expect("read"),
+            before,
+            "{name}: the input changed"
+        );
     }
 }
 
@@ -123,10 +150,28 @@ fn special_files_as_model() {
     for path in paths {
         let run = coremlq(&[os("inspect"), path.as_os_str()], scratch.path());
         assert_eq!(run.code, Some(1), "{}: {}", path.display(), run.stderr);
-        let shown = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        assert!(run.stderr.contains(&shown), "{}: the error does not name it:\n{}", path.display(), run.stderr);
+        let shown = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(
+            run.stderr.contains(&shown),
+            "{}: the error does not name it:\n{}",
+            path.display(),
+            run.stderr
+        );
         let out = scratch.path().join("out.mlmodel");
-        let run = coremlq(&[os("quantize"), path.as_os_str(), os("--nbits"), os("8"), os("-o"), out.as_os_str()], scratch.path());
+        let run = coremlq(
+            &[
+                os("quantize"),
+                path.as_os_str(),
+                os("--nbits"),
+                os("8"),
+                os("-o"),
+                out.as_os_str(),
+            ],
+            scratch.path(),
+        );
         assert_ne!(run.code, Some(0), "{}", path.display());
         assert!(!out.exists());
     }
@@ -140,7 +185,11 @@ fn config_workspace() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = ws.join("a/b");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::create_dir_all(ws.join("fixtures/models")).expect("mkdir");
-    std::fs::copy(root().join("tests/fixtures/models/conv.mlmodel"), ws.join("fixtures/models/conv.mlmodel")).expect("copy");
+    std::fs::copy(
+        root().join("tests/fixtures/models/conv.mlmodel"),
+        ws.join("fixtures/models/conv.mlmodel"),
+    )
+    .expect("copy");
     for source in hostile(".quant.json") {
         std::fs::copy(&source, dir.join(source.file_name().expect("name"))).expect("copy");
     }
@@ -151,7 +200,10 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").filter_map(Result::ok) {
+        for e in std::fs::read_dir(&d)
+            .expect("read_dir")
+            .filter_map(Result::ok)
+        {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -170,29 +222,66 @@ fn check_plan_and_quantize_every_hostile_config() {
     let (scratch, ws, dir) = config_workspace();
     let model = ws.join("fixtures/models/conv.mlmodel");
     let model_before = std::fs::read(&model).expect("read");
-    let mut configs: Vec<PathBuf> = std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).map(|e| e.path()).collect();
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     configs.sort();
     for config in configs {
-        let name = config.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = config
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let before = std::fs::read(&config).expect("read");
-        let check = coremlq(&[os("check"), os("--workspace"), ws.as_os_str(), config.as_os_str()], &dir);
+        let check = coremlq(
+            &[
+                os("check"),
+                os("--workspace"),
+                ws.as_os_str(),
+                config.as_os_str(),
+            ],
+            &dir,
+        );
         let plan = coremlq(&[os("plan"), config.as_os_str()], &dir);
         let quantize = coremlq(&[os("quantize"), config.as_os_str()], &dir);
         for (what, run) in [("check", &check), ("plan", &plan), ("quantize", &quantize)] {
             if run.code != Some(0) {
                 let said = format!("{}{}", run.stderr, run.stdout);
-                assert!(!said.trim().is_empty(), "{what} {name}: failed without a message");
+                assert!(
+                    !said.trim().is_empty(),
+                    "{what} {name}: failed without a message"
+                );
             }
         }
-        assert_eq!(std::fs::read(&config).expect("read"), before, "{name}: the config was changed");
-        assert_eq!(std::fs::read(&model).expect("read"), model_before, "{name}: the model was changed");
+        assert_eq!(
+            std::fs::read(&config).expect("read"),
+            before,
+            "{name}: the config was changed"
+        );
+        assert_eq!(
+            std::fs::read(&model).expect("read"),
+            model_before,
+            "{name}: the model was changed"
+        );
         match name.as_str() {
-            "self_model.quant.json" | "model_is_dev_zero.quant.json" | "model_is_a_folder.quant.json" => {
+            "self_model.quant.json"
+            | "model_is_dev_zero.quant.json"
+            | "model_is_a_folder.quant.json" => {
                 assert_eq!(check.code, Some(1), "{name}: {}", check.stdout);
                 assert_ne!(quantize.code, Some(0), "{name}");
             }
             "self_output.quant.json" | "output_is_input.quant.json" => {
-                assert_ne!(quantize.code, Some(0), "{name}: quantized onto {}", if name.starts_with("self") { "its own config" } else { "its input" });
+                assert_ne!(
+                    quantize.code,
+                    Some(0),
+                    "{name}: quantized onto {}",
+                    if name.starts_with("self") {
+                        "its own config"
+                    } else {
+                        "its input"
+                    }
+                );
             }
             "output_outside_workspace.quant.json" => {
                 let said = format!("{}{}", check.stdout, check.stderr);

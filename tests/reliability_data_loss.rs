@@ -17,7 +17,9 @@ fn root() -> PathBuf {
 
 /// FNV-1a, enough to show in a message that two files differ.
 fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// A file's bytes and checksum, to compare before and after.
@@ -29,7 +31,10 @@ struct Snapshot {
 
 fn snapshot(path: &Path) -> Snapshot {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Snapshot { len: bytes.len(), sum: checksum(&bytes) }
+    Snapshot {
+        len: bytes.len(),
+        sum: checksum(&bytes),
+    }
 }
 
 fn settings(nbits: u8, mode: Mode) -> Settings {
@@ -61,7 +66,12 @@ fn leftovers(dir: &Path, keep: &[&Path]) -> Vec<PathBuf> {
     out
 }
 
-fn run(input: &Path, output: &Path, settings: &Settings, opts: &RunOptions) -> Result<(), QuantError> {
+fn run(
+    input: &Path,
+    output: &Path,
+    settings: &Settings,
+    opts: &RunOptions,
+) -> Result<(), QuantError> {
     let file = ModelFile::open(input).map_err(QuantError::from)?;
     let plan = quant::plan::build(&file.index, settings)?;
     quant::quantize(&file, &plan, output, opts).map(|_| ())
@@ -83,24 +93,52 @@ fn the_input_is_never_modified() {
     for source in &names {
         let input = copy_in(dir.path(), source);
         let before = snapshot(&input);
-        for (nbits, mode) in [(16, Mode::Linear), (8, Mode::Linear), (4, Mode::KmeansLut), (8, Mode::Dequantization)] {
+        for (nbits, mode) in [
+            (16, Mode::Linear),
+            (8, Mode::Linear),
+            (4, Mode::KmeansLut),
+            (8, Mode::Dequantization),
+        ] {
             let output = dir.path().join("out.mlmodel");
-            if run(&input, &output, &settings(nbits, mode), &RunOptions::default()).is_ok() {
+            if run(
+                &input,
+                &output,
+                &settings(nbits, mode),
+                &RunOptions::default(),
+            )
+            .is_ok()
+            {
                 written += 1;
             }
-            assert_eq!(snapshot(&input), before, "{}: input changed by {nbits} bits {mode:?}", source.display());
+            assert_eq!(
+                snapshot(&input),
+                before,
+                "{}: input changed by {nbits} bits {mode:?}",
+                source.display()
+            );
             let _ = std::fs::remove_file(&output);
         }
         std::fs::remove_file(&input).expect("cleanup");
-        assert_eq!(leftovers(dir.path(), &[]), Vec::<PathBuf>::new(), "{}: files left behind", source.display());
+        assert_eq!(
+            leftovers(dir.path(), &[]),
+            Vec::<PathBuf>::new(),
+            "{}: files left behind",
+            source.display()
+        );
     }
-    assert!(written > names.len(), "only {written} quantizations succeeded");
+    assert!(
+        written > names.len(),
+        "only {written} quantizations succeeded"
+    );
 }
 
 #[test]
 fn writing_onto_the_input_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = copy_in(dir.path(), &root().join("tests/fixtures/models/conv.mlmodel"));
+    let input = copy_in(
+        dir.path(),
+        &root().join("tests/fixtures/models/conv.mlmodel"),
+    );
     let before = snapshot(&input);
     let s = settings(8, Mode::Linear);
     // The same path, spelled differently.
@@ -118,34 +156,63 @@ fn writing_onto_the_input_is_refused() {
 #[test]
 fn writing_through_a_link_into_the_input_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = copy_in(dir.path(), &root().join("tests/fixtures/models/conv.mlmodel"));
+    let input = copy_in(
+        dir.path(),
+        &root().join("tests/fixtures/models/conv.mlmodel"),
+    );
     let before = snapshot(&input);
     let s = settings(8, Mode::Linear);
     // A symbolic link to the input.
     let link = dir.path().join("link.mlmodel");
     std::os::unix::fs::symlink(&input, &link).expect("symlink");
     let err = run(&input, &link, &s, &RunOptions::default()).expect_err("through a symlink");
-    assert!(matches!(err, QuantError::OutputIsInput { .. } | QuantError::RefuseOverwrite { .. }), "{err}");
-    assert!(std::fs::symlink_metadata(&link).expect("link").file_type().is_symlink(), "the link was replaced");
+    assert!(
+        matches!(
+            err,
+            QuantError::OutputIsInput { .. } | QuantError::RefuseOverwrite { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link was replaced"
+    );
     // A linked folder: the output is the input reached through another name.
     let alias = dir.path().join("alias");
     std::os::unix::fs::symlink(dir.path(), &alias).expect("symlink");
-    let err = run(&input, &alias.join("conv.mlmodel"), &s, &RunOptions::default()).expect_err("through a linked folder");
+    let err = run(
+        &input,
+        &alias.join("conv.mlmodel"),
+        &s,
+        &RunOptions::default(),
+    )
+    .expect_err("through a linked folder");
     assert!(matches!(err, QuantError::OutputIsInput { .. }), "{err}");
     // Opened through the link, written to the real path.
-    let err = run(&link, &input, &s, &RunOptions::default()).expect_err("input opened through a link");
+    let err =
+        run(&link, &input, &s, &RunOptions::default()).expect_err("input opened through a link");
     assert!(matches!(err, QuantError::OutputIsInput { .. }), "{err}");
     // A hard link to the input: replacing that name must leave the input's bytes alone.
     let hard = dir.path().join("hard.mlmodel");
     std::fs::hard_link(&input, &hard).expect("hard link");
     let _ = run(&input, &hard, &s, &RunOptions::default());
-    assert_eq!(snapshot(&input), before, "writing onto a hard link changed the input");
+    assert_eq!(
+        snapshot(&input),
+        before,
+        "writing onto a hard link changed the input"
+    );
 }
 
 #[test]
 fn writing_onto_something_that_is_not_a_model_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = copy_in(dir.path(), &root().join("tests/fixtures/models/conv.mlmodel"));
+    let input = copy_in(
+        dir.path(),
+        &root().join("tests/fixtures/models/conv.mlmodel"),
+    );
     let s = settings(8, Mode::Linear);
     let notes = dir.path().join("notes.mlmodel");
     std::fs::write(&notes, "my only copy of something important\n").expect("write");
@@ -156,11 +223,19 @@ fn writing_onto_something_that_is_not_a_model_is_refused() {
     assert_eq!(snapshot(&notes), before);
     let folder = dir.path().join("folder.mlmodel");
     std::fs::create_dir(&folder).expect("mkdir");
-    assert!(run(&input, &folder, &s, &RunOptions::default()).is_err(), "onto a folder");
+    assert!(
+        run(&input, &folder, &s, &RunOptions::default()).is_err(),
+        "onto a folder"
+    );
     assert!(folder.is_dir());
     // A folder that does not exist: a clear I/O error, nothing created.
-    let err = run(&input, &dir.path().join("no/such/dir/out.mlmodel"), &s, &RunOptions::default())
-        .expect_err("missing folder");
+    let err = run(
+        &input,
+        &dir.path().join("no/such/dir/out.mlmodel"),
+        &s,
+        &RunOptions::default(),
+    )
+    .expect_err("missing folder");
     assert!(err.to_string().contains("no/such/dir"), "{err}");
 }
 
@@ -189,10 +264,21 @@ fn a_cancelled_run_leaves_the_previous_output_intact() {
             ..opts
         };
         let result = run(&input, &output, &settings(4, Mode::Linear), &opts);
-        assert!(matches!(result, Err(QuantError::Cancelled)), "cancel at layer {cancel_at}: {result:?}");
-        assert_eq!(snapshot(&output), previous, "cancel at layer {cancel_at} touched the previous output");
+        assert!(
+            matches!(result, Err(QuantError::Cancelled)),
+            "cancel at layer {cancel_at}: {result:?}"
+        );
+        assert_eq!(
+            snapshot(&output),
+            previous,
+            "cancel at layer {cancel_at} touched the previous output"
+        );
         assert_eq!(snapshot(&input), before);
-        assert_eq!(leftovers(dir.path(), &[&input, &output]), Vec::<PathBuf>::new(), "temp files left behind");
+        assert_eq!(
+            leftovers(dir.path(), &[&input, &output]),
+            Vec::<PathBuf>::new(),
+            "temp files left behind"
+        );
     }
 }
 
@@ -225,24 +311,40 @@ fn a_full_disk_leaves_no_partial_file() {
     // write fails with "file too large", as on a full disk.
     for (previous, blocks) in [(false, 128), (true, 128), (false, 1)] {
         if previous {
-            std::fs::copy(root().join("tests/fixtures/models/conv.mlmodel"), &output).expect("copy");
+            std::fs::copy(root().join("tests/fixtures/models/conv.mlmodel"), &output)
+                .expect("copy");
         } else {
             let _ = std::fs::remove_file(&output);
         }
         let prior = previous.then(|| snapshot(&output));
-        let out = cli(&format!("trap '' XFSZ; ulimit -f {blocks}"), &input, &output, &["--nbits", "8"])
-            .output()
-            .expect("run the CLI");
+        let out = cli(
+            &format!("trap '' XFSZ; ulimit -f {blocks}"),
+            &input,
+            &output,
+            &["--nbits", "8"],
+        )
+        .output()
+        .expect("run the CLI");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "a 64 kB limit did not stop a 1.2 MB model: {stderr}");
-        assert!(stderr.to_lowercase().contains("too large"), "the reason is not given: {stderr}");
+        assert!(
+            !out.status.success(),
+            "a 64 kB limit did not stop a 1.2 MB model: {stderr}"
+        );
+        assert!(
+            stderr.to_lowercase().contains("too large"),
+            "the reason is not given: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
         match prior {
             Some(p) => assert_eq!(snapshot(&output), p, "the previous output changed"),
             None => assert!(!output.exists(), "a partial output was left"),
         }
         assert_eq!(snapshot(&input), before);
-        assert_eq!(leftovers(dir.path(), &[&input, &output]), Vec::<PathBuf>::new(), "temp files left behind");
+        assert_eq!(
+            leftovers(dir.path(), &[&input, &output]),
+            Vec::<PathBuf>::new(),
+            "temp files left behind"
+        );
     }
 }
 
@@ -255,7 +357,14 @@ fn a_killed_run_leaves_the_previous_output_or_nothing() {
     let before = snapshot(&input);
     // How long a whole run takes, to spread the kills over it.
     let started = Instant::now();
-    let status = cli("", &input, &output, &["--nbits", "4", "--mode", "kmeans_lut"]).status().expect("run");
+    let status = cli(
+        "",
+        &input,
+        &output,
+        &["--nbits", "4", "--mode", "kmeans_lut"],
+    )
+    .status()
+    .expect("run");
     assert!(status.success());
     let whole = started.elapsed();
     let finished = snapshot(&output);
@@ -264,7 +373,14 @@ fn a_killed_run_leaves_the_previous_output_or_nothing() {
     let mut outcomes = (0, 0);
     for step in 0..8u32 {
         let delay = whole * step / 8;
-        let mut child = cli("", &input, &output, &["--nbits", "4", "--mode", "kmeans_lut"]).spawn().expect("spawn");
+        let mut child = cli(
+            "",
+            &input,
+            &output,
+            &["--nbits", "4", "--mode", "kmeans_lut"],
+        )
+        .spawn()
+        .expect("spawn");
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
@@ -272,18 +388,31 @@ fn a_killed_run_leaves_the_previous_output_or_nothing() {
         if now == previous {
             outcomes.0 += 1;
         } else {
-            assert_eq!(now, finished, "killed after {delay:?}: the output is neither the previous one nor complete");
+            assert_eq!(
+                now, finished,
+                "killed after {delay:?}: the output is neither the previous one nor complete"
+            );
             outcomes.1 += 1;
-            std::fs::copy(root().join("tests/fixtures/models/conv.mlmodel"), &output).expect("copy");
+            std::fs::copy(root().join("tests/fixtures/models/conv.mlmodel"), &output)
+                .expect("copy");
         }
         assert_eq!(snapshot(&input), before);
         // A killed process cannot clean up; what it leaves must be a hidden temp file.
         for f in leftovers(dir.path(), &[&input, &output]) {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            assert!(name.starts_with('.') && name.ends_with(".tmp"), "killed run left {name}");
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            assert!(
+                name.starts_with('.') && name.ends_with(".tmp"),
+                "killed run left {name}"
+            );
             let _ = std::fs::remove_file(&f);
         }
     }
-    eprintln!("killed runs (whole run {whole:?}): {} left the previous output, {} had finished", outcomes.0, outcomes.1);
+    eprintln!(
+        "killed runs (whole run {whole:?}): {} left the previous output, {} had finished",
+        outcomes.0, outcomes.1
+    );
     let _ = Duration::ZERO;
 }

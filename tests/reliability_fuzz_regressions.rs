@@ -15,7 +15,12 @@ use coremlq::quant::Mode;
 
 fn inputs(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file() && keep(p)).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && keep(p))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -32,7 +37,10 @@ const KNOWN_BUGS: &[(&str, Mode)] = &[
 ];
 
 fn known_bug(file: &Path, choice: u8) -> bool {
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mode = pipeline::settings(choice).default.mode;
     KNOWN_BUGS.iter().any(|(n, m)| *n == name && *m == mode)
 }
@@ -46,7 +54,8 @@ fn is_model(p: &Path) -> bool {
 }
 
 fn is_config(p: &Path) -> bool {
-    p.to_string_lossy().ends_with(".quant.json") || p.starts_with(root().join("fuzz/regressions/config"))
+    p.to_string_lossy().ends_with(".quant.json")
+        || p.starts_with(root().join("fuzz/regressions/config"))
 }
 
 #[test]
@@ -67,7 +76,11 @@ fn model_regressions_index_and_quantize() {
                 continue;
             }
             if let Err(e) = pipeline::run(&data, choice) {
-                panic!("{} with {:?}: {e}", file.display(), pipeline::settings(choice));
+                panic!(
+                    "{} with {:?}: {e}",
+                    file.display(),
+                    pipeline::settings(choice)
+                );
             }
         }
     }
@@ -100,16 +113,27 @@ fn known_bug_dequantizing_a_huge_header_aborts() {
     let file = root().join("tests/data/hostile/huge_quantized_shape.mlmodel");
     if std::env::var_os("COREMLQ_RELIABILITY_CHILD").is_some() {
         let data = std::fs::read(&file).expect("read");
-        let choice = (0..=255u8).find(|&c| pipeline::settings(c).default.mode == Mode::Dequantization).unwrap_or(7);
+        let choice = (0..=255u8)
+            .find(|&c| pipeline::settings(c).default.mode == Mode::Dequantization)
+            .unwrap_or(7);
         let _ = pipeline::run(&data, choice);
         return;
     }
     let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "known_bug_dequantizing_a_huge_header_aborts", "--include-ignored", "--test-threads=1"])
+        .args([
+            "--exact",
+            "known_bug_dequantizing_a_huge_header_aborts",
+            "--include-ignored",
+            "--test-threads=1",
+        ])
         .env("COREMLQ_RELIABILITY_CHILD", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .expect("run the child");
-    assert!(status.success(), "quantize_to_vec on {} ended with {status}", file.display());
+    assert!(
+        status.success(),
+        "quantize_to_vec on {} ended with {status}",
+        file.display()
+    );
 }

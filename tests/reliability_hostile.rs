@@ -35,7 +35,11 @@ fn build(what: &str, bytes: &[u8]) -> Result<ModelIndex, ModelError> {
     let started = Instant::now();
     let result = index::build(Path::new("hostile.mlmodel"), bytes);
     let took = started.elapsed();
-    assert!(took < FAST, "{what}: indexing {} bytes took {took:?}", bytes.len());
+    assert!(
+        took < FAST,
+        "{what}: indexing {} bytes took {took:?}",
+        bytes.len()
+    );
     match &result {
         Ok(ix) => {
             if let Err(e) = checks::index_invariants(bytes, ix) {
@@ -44,7 +48,10 @@ fn build(what: &str, bytes: &[u8]) -> Result<ModelIndex, ModelError> {
         }
         Err(e) => {
             let message = e.to_string();
-            assert!(message.contains("hostile.mlmodel"), "{what}: error without the file name: {message}");
+            assert!(
+                message.contains("hostile.mlmodel"),
+                "{what}: error without the file name: {message}"
+            );
         }
     }
     result
@@ -52,10 +59,7 @@ fn build(what: &str, bytes: &[u8]) -> Result<ModelIndex, ModelError> {
 
 /// Runs `f` on a thread with a 2 MiB stack (what tokio's blocking pool and most runtimes
 /// give), failing if it takes longer than `limit`: deep inputs must not overflow it.
-fn on_small_stack<T: Send + 'static>(
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
+fn on_small_stack<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::Builder::new()
         .stack_size(2 * 1024 * 1024)
@@ -74,7 +78,12 @@ fn on_small_stack<T: Send + 'static>(
 
 fn small_fixtures() -> Vec<(String, Vec<u8>)> {
     let mut out = vec![("small_model".to_string(), small_model())];
-    for name in ["conv.mlmodel", "pipeline.mlmodel", "branch_loop.mlmodel", "bilstm.mlmodel"] {
+    for name in [
+        "conv.mlmodel",
+        "pipeline.mlmodel",
+        "branch_loop.mlmodel",
+        "bilstm.mlmodel",
+    ] {
         out.push((name.to_string(), fixture(name)));
     }
     out
@@ -97,7 +106,11 @@ fn truncated_at_every_offset() {
             }
         }
         // Most prefixes end inside a field; those must be refused.
-        assert!(refused * 2 > bytes.len(), "{name}: only {refused} of {} prefixes refused", bytes.len());
+        assert!(
+            refused * 2 > bytes.len(),
+            "{name}: only {refused} of {} prefixes refused",
+            bytes.len()
+        );
     }
 }
 
@@ -106,7 +119,11 @@ fn lying_length_fields_everywhere() {
     for (name, bytes) in small_fixtures() {
         let prefixes = length_prefixes(&bytes);
         let (mut refused, mut tried) = (0usize, 0usize);
-        assert!(prefixes.len() > 3, "{name}: found only {} length prefixes", prefixes.len());
+        assert!(
+            prefixes.len() > 3,
+            "{name}: found only {} length prefixes",
+            prefixes.len()
+        );
         for &(at, old) in &prefixes {
             for value in [1u64 << 31, (1 << 32) - 1, 1 << 40, 1 << 63, u64::MAX] {
                 let lying = with_length(&bytes, at, old, value);
@@ -119,14 +136,25 @@ fn lying_length_fields_everywhere() {
             }
             for delta in [1u64, 2, 7, 1000] {
                 let (_, len_end) = (at, at + old);
-                let Some((len, _)) = decode(&bytes[at..len_end]) else { continue };
-                let _ = build(&format!("{name}: length at {at} + {delta}"), &with_length(&bytes, at, old, len + delta));
+                let Some((len, _)) = decode(&bytes[at..len_end]) else {
+                    continue;
+                };
+                let _ = build(
+                    &format!("{name}: length at {at} + {delta}"),
+                    &with_length(&bytes, at, old, len + delta),
+                );
                 if let Some(shorter) = len.checked_sub(delta) {
-                    let _ = build(&format!("{name}: length at {at} - {delta}"), &with_length(&bytes, at, old, shorter));
+                    let _ = build(
+                        &format!("{name}: length at {at} - {delta}"),
+                        &with_length(&bytes, at, old, shorter),
+                    );
                 }
             }
         }
-        assert!(refused * 10 >= tried * 9, "{name}: only {refused} of {tried} huge lengths refused");
+        assert!(
+            refused * 10 >= tried * 9,
+            "{name}: only {refused} of {tried} huge lengths refused"
+        );
     }
 }
 
@@ -150,7 +178,10 @@ fn a_six_byte_file_claiming_a_two_gigabyte_field_is_refused_fast() {
     assert!(build("2 GB claim", &bytes).is_err());
     assert!(started.elapsed() < Duration::from_millis(200));
     // The same claim deep inside: a network layer whose weights claim 2 GB.
-    let model = cat(&[vint(1, 4), ld_lying(500, 1 << 31, &ld_lying(1, 1 << 31, &[0x0a, 0x01, b'x']))]);
+    let model = cat(&[
+        vint(1, 4),
+        ld_lying(500, 1 << 31, &ld_lying(1, 1 << 31, &[0x0a, 0x01, b'x'])),
+    ]);
     assert!(build("2 GB layer", &model).is_err());
 }
 
@@ -159,7 +190,9 @@ fn deep_branch_nesting_neither_overflows_nor_hangs() {
     for depth in [10usize, 100, 1_000, 10_000, 100_000] {
         let bytes = deep_branch_model(depth);
         let result = on_small_stack(Duration::from_secs(20), move || {
-            index::build(Path::new("hostile.mlmodel"), &bytes).map(|ix| ix.layers.len()).map_err(|e| e.to_string())
+            index::build(Path::new("hostile.mlmodel"), &bytes)
+                .map(|ix| ix.layers.len())
+                .map_err(|e| e.to_string())
         });
         match result {
             Ok(layers) => assert!(layers >= depth, "depth {depth}: {layers} layers indexed"),
@@ -176,13 +209,16 @@ fn deep_pipeline_nesting_neither_overflows_nor_hangs() {
     for depth in [10usize, 100, 1_000, 10_000, 100_000] {
         let bytes = deep_pipeline_model(depth);
         let result = on_small_stack(Duration::from_secs(20), move || {
-            index::build(Path::new("hostile.mlmodel"), &bytes).map(|ix| ix.models.len()).map_err(|e| e.to_string())
+            index::build(Path::new("hostile.mlmodel"), &bytes)
+                .map(|ix| ix.models.len())
+                .map_err(|e| e.to_string())
         });
         if let Err(e) = result {
             assert!(e.contains("hostile.mlmodel"), "depth {depth}: {e}");
         }
     }
-    let ix = build("pipeline depth 10", &deep_pipeline_model(10)).expect("10 nested pipelines index");
+    let ix =
+        build("pipeline depth 10", &deep_pipeline_model(10)).expect("10 nested pipelines index");
     assert_eq!(ix.models.len(), 11);
 }
 
@@ -195,7 +231,11 @@ fn empty_and_gigantic_repeated_fields() {
     let bytes = many_empty_layers_model(200_000);
     let started = Instant::now();
     let result = index::build(Path::new("hostile.mlmodel"), &bytes);
-    assert!(started.elapsed() < Duration::from_secs(5), "200k empty layers took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "200k empty layers took {:?}",
+        started.elapsed()
+    );
     if let Ok(ix) = &result {
         assert_eq!(ix.layers.len(), 200_000);
         assert!(checks::index_invariants(&bytes, ix).is_ok());
@@ -209,11 +249,18 @@ fn empty_and_gigantic_repeated_fields() {
     let bytes = values_model(&values);
     let started = Instant::now();
     let ix = build("4M weights", &bytes).expect("a big tensor indexes");
-    assert!(started.elapsed() < Duration::from_millis(500), "indexing read the payload: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "indexing read the payload: {:?}",
+        started.elapsed()
+    );
     assert_eq!(ix.weights.first().map(|w| w.count), Some(4 << 20));
     // The same field repeated: floatValue given twice (protobuf concatenates packed runs).
     let w = cat(&[ld(1, &floats(&[1.0, 2.0])), ld(1, &floats(&[3.0, 4.0]))]);
-    let layer = cat(&[ld(1, b"ip"), ld(140, &cat(&[vint(1, 4), vint(2, 1), ld(20, &w)]))]);
+    let layer = cat(&[
+        ld(1, b"ip"),
+        ld(140, &cat(&[vint(1, 4), vint(2, 1), ld(20, &w)])),
+    ]);
     let _ = build("floatValue twice", &nn_model(&[layer]));
 }
 
@@ -223,7 +270,10 @@ fn names_that_are_not_utf8() {
         ld(1, b"\xff\xfe conv \xc3"),
         ld(2, b"in\xc0\x80put"),
         ld(3, b"\xed\xa0\x80"),
-        ld(140, &cat(&[vint(1, 1), vint(2, 1), ld(20, &weight_params(&[1.0]))])),
+        ld(
+            140,
+            &cat(&[vint(1, 1), vint(2, 1), ld(20, &weight_params(&[1.0]))]),
+        ),
     ]);
     let ix = build("non-UTF-8 names", &nn_model(&[layer])).expect("odd names are still a model");
     let name = &ix.layers[0].name;
@@ -232,7 +282,16 @@ fn names_that_are_not_utf8() {
 
 #[test]
 fn odd_float_weights_index() {
-    let values = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE / 2.0, -0.0, f32::MAX, f32::MIN, 1e-45];
+    let values = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE / 2.0,
+        -0.0,
+        f32::MAX,
+        f32::MIN,
+        1e-45,
+    ];
     let ix = build("odd floats", &values_model(&values)).expect("odd values are still a model");
     assert_eq!(ix.weights[0].count, values.len() as u64);
 }
@@ -240,20 +299,35 @@ fn odd_float_weights_index() {
 #[test]
 fn zero_element_and_misshapen_tensors() {
     // 0 × 0 innerProduct with no values.
-    let _ = build("0x0", &nn_model(&[inner_product_layer(b"ip", 0, 0, &[], None)]));
+    let _ = build(
+        "0x0",
+        &nn_model(&[inner_product_layer(b"ip", 0, 0, &[], None)]),
+    );
     // A header saying 4 × 4 with no values at all.
-    let _ = build("4x4 empty", &nn_model(&[inner_product_layer(b"ip", 4, 4, &[], None)]));
+    let _ = build(
+        "4x4 empty",
+        &nn_model(&[inner_product_layer(b"ip", 4, 4, &[], None)]),
+    );
     // floatValue of 3 bytes (not a whole float).
     let w = ld(1, &[0, 0, 0x80]);
-    let layer = cat(&[ld(1, b"ip"), ld(140, &cat(&[vint(1, 1), vint(2, 1), ld(20, &w)]))]);
+    let layer = cat(&[
+        ld(1, b"ip"),
+        ld(140, &cat(&[vint(1, 1), vint(2, 1), ld(20, &w)])),
+    ]);
     let _ = build("3-byte floatValue", &nn_model(&[layer]));
     // Channel counts whose product overflows u64.
     let layer = inner_product_layer(b"ip", u64::MAX, u64::MAX, &[1.0], None);
     let _ = build("overflowing shape", &nn_model(&[layer]));
     // A quantized tensor claiming 2^60 elements of 1 bit.
-    let quant = cat(&[vint(1, 1), ld(101, &cat(&[ld(1, &floats(&[1.0])), ld(2, &floats(&[0.0]))]))]);
+    let quant = cat(&[
+        vint(1, 1),
+        ld(101, &cat(&[ld(1, &floats(&[1.0])), ld(2, &floats(&[0.0]))])),
+    ]);
     let w = cat(&[ld(30, &[0xff]), ld(40, &quant)]);
-    let layer = cat(&[ld(1, b"ip"), ld(140, &cat(&[vint(1, 1 << 30), vint(2, 1 << 30), ld(20, &w)]))]);
+    let layer = cat(&[
+        ld(1, b"ip"),
+        ld(140, &cat(&[vint(1, 1 << 30), vint(2, 1 << 30), ld(20, &w)])),
+    ]);
     let _ = build("huge quantized shape", &nn_model(&[layer]));
 }
 
@@ -263,21 +337,38 @@ fn layer_names_collide_across_pipeline_members() {
     let b = small_model();
     let bytes = pipeline_model(&[("first", a), ("second", b)]);
     let ix = build("colliding names", &bytes).expect("a pipeline of two models indexes");
-    assert_eq!(ix.layers_named("ip").count(), 2, "both members' layers are kept");
-    let models: Vec<_> = ix.layers_named("ip").map(|l| ix.networks[ix.layers[l].network].model).collect();
-    assert_ne!(models[0], models[1], "the two layers belong to different members");
+    assert_eq!(
+        ix.layers_named("ip").count(),
+        2,
+        "both members' layers are kept"
+    );
+    let models: Vec<_> = ix
+        .layers_named("ip")
+        .map(|l| ix.networks[ix.layers[l].network].model)
+        .collect();
+    assert_ne!(
+        models[0], models[1],
+        "the two layers belong to different members"
+    );
 }
 
 #[test]
 fn special_files_as_model_give_clear_errors() {
     // A folder.
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = ModelFile::open(dir.path()).err().expect("a folder is not a model");
-    assert!(err.to_string().contains(&*dir.path().to_string_lossy()), "{err}");
+    let err = ModelFile::open(dir.path())
+        .err()
+        .expect("a folder is not a model");
+    assert!(
+        err.to_string().contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
     // /dev/zero and /dev/null: endless or empty, both refused without reading forever.
     for dev in ["/dev/zero", "/dev/null"] {
         if Path::new(dev).exists() {
-            let err = on_small_stack(Duration::from_secs(5), move || ModelFile::open(Path::new(dev)).err().map(|e| e.to_string()));
+            let err = on_small_stack(Duration::from_secs(5), move || {
+                ModelFile::open(Path::new(dev)).err().map(|e| e.to_string())
+            });
             let err = err.unwrap_or_else(|| panic!("{dev} accepted as a model"));
             assert!(err.contains(dev), "{err}");
         }
@@ -302,7 +393,9 @@ fn a_fifo_as_model_does_not_hang() {
         eprintln!("mkfifo unavailable; skipped");
         return;
     }
-    let result = on_small_stack(Duration::from_secs(5), move || ModelFile::open(&fifo).err().map(|e| e.to_string()));
+    let result = on_small_stack(Duration::from_secs(5), move || {
+        ModelFile::open(&fifo).err().map(|e| e.to_string())
+    });
     assert!(result.is_some(), "a FIFO was accepted as a model");
 }
 
@@ -321,7 +414,11 @@ fn committed_hostile_files_are_current() {
             std::fs::write(&path, &bytes).expect("write");
         } else {
             let committed = std::fs::read(&path).unwrap_or_default();
-            assert!(committed == bytes, "{} is stale: run with UPDATE_HOSTILE=1", path.display());
+            assert!(
+                committed == bytes,
+                "{} is stale: run with UPDATE_HOSTILE=1",
+                path.display()
+            );
         }
         if name.ends_with(".mlmodel") {
             let _ = build(name, &bytes);

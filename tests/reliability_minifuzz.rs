@@ -185,12 +185,19 @@ fn mutated_models_never_break_the_quantize_pipeline() {
             ),
         }
         let took = t.elapsed();
-        assert!(took < SLOW * 4, "iteration {i} (from {}) took {took:?}", path.display());
+        assert!(
+            took < SLOW * 4,
+            "iteration {i} (from {}) took {took:?}",
+            path.display()
+        );
     }
     eprintln!(
         "pipeline mini-fuzzer: {PIPELINE_ITERATIONS} inputs in {:?}, stopped at: {stages:?}",
         started.elapsed()
     );
     let written = stages.get(&pipeline::Stage::Written).copied().unwrap_or(0);
-    assert!(written * 10 >= PIPELINE_ITERATIONS, "only {written} inputs were written: {stages:?}");
+    assert!(
+        written * 10 >= PIPELINE_ITERATIONS,
+        "only {written} inputs were written: {stages:?}"
+    );
 }

@@ -20,7 +20,9 @@ pub fn index_invariants(bytes: &[u8], index: &ModelIndex) -> Result<(), String> 
         if outer.start <= inner.start && inner.end <= outer.end && inner.start <= inner.end {
             Ok(())
         } else {
-            Err(format!("{what} span {inner:?} outside its parent {outer:?}"))
+            Err(format!(
+                "{what} span {inner:?} outside its parent {outer:?}"
+            ))
         }
     };
     let id = |what: &str, i: usize, n: usize| -> Result<(), String> {
@@ -34,10 +36,17 @@ pub fn index_invariants(bytes: &[u8], index: &ModelIndex) -> Result<(), String> 
         return Err("an index without a top-level model".into());
     }
     if index.file_bytes != len as u64 {
-        return Err(format!("file_bytes {} but the file has {len} bytes", index.file_bytes));
+        return Err(format!(
+            "file_bytes {} but the file has {len} bytes",
+            index.file_bytes
+        ));
     }
-    let (nm, nn, nl, nw) =
-        (index.models.len(), index.networks.len(), index.layers.len(), index.weights.len());
+    let (nm, nn, nl, nw) = (
+        index.models.len(),
+        index.networks.len(),
+        index.layers.len(),
+        index.weights.len(),
+    );
     for m in &index.models {
         inside("model", &m.span)?;
         within("model body", &m.body, &m.span)?;
@@ -80,9 +89,14 @@ pub fn index_invariants(bytes: &[u8], index: &ModelIndex) -> Result<(), String> 
         inside("weight", &w.span)?;
         within("weight body", &w.body, &w.span)?;
         id("weight layer", w.layer, nl)?;
-        for p in [&w.float_values, &w.half_values, &w.raw_values, &w.int8_values]
-            .into_iter()
-            .flatten()
+        for p in [
+            &w.float_values,
+            &w.half_values,
+            &w.raw_values,
+            &w.int8_values,
+        ]
+        .into_iter()
+        .flatten()
         {
             within("weight payload", p, &w.body)?;
         }
@@ -95,10 +109,7 @@ pub fn index_invariants(bytes: &[u8], index: &ModelIndex) -> Result<(), String> 
 
 /// Checks that a config parse covers `text` honestly: every range of the tree and of the
 /// errors lies inside the text, on char boundaries, and children lie inside their parents.
-pub fn syntax_invariants(
-    text: &str,
-    parse: &coremlq::config::syntax::Parse,
-) -> Result<(), String> {
+pub fn syntax_invariants(text: &str, parse: &coremlq::config::syntax::Parse) -> Result<(), String> {
     use coremlq::config::syntax::{TextRange, Value, ValueKind};
     let ok = |what: &str, r: TextRange| -> Result<(), String> {
         if r.start <= r.end
@@ -108,7 +119,10 @@ pub fn syntax_invariants(
         {
             Ok(())
         } else {
-            Err(format!("{what} range {r} is not a char range of the {} byte text", text.len()))
+            Err(format!(
+                "{what} range {r} is not a char range of the {} byte text",
+                text.len()
+            ))
         }
     };
     let within = |what: &str, inner: TextRange, outer: TextRange| -> Result<(), String> {
@@ -119,7 +133,11 @@ pub fn syntax_invariants(
         }
     };
     if parse.len != text.len() {
-        return Err(format!("parse.len {} for a {} byte text", parse.len, text.len()));
+        return Err(format!(
+            "parse.len {} for a {} byte text",
+            parse.len,
+            text.len()
+        ));
     }
     for e in &parse.errors {
         ok("error", e.range)?;

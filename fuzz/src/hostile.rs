@@ -71,8 +71,11 @@ pub fn inner_product_layer(
     weights: &[f32],
     bias: Option<&[f32]>,
 ) -> Vec<u8> {
-    let mut params =
-        cat(&[vint(1, input_channels), vint(2, output_channels), ld(20, &weight_params(weights))]);
+    let mut params = cat(&[
+        vint(1, input_channels),
+        vint(2, output_channels),
+        ld(20, &weight_params(weights)),
+    ]);
     if let Some(b) = bias {
         params.extend(vint(10, 1));
         params.extend(ld(21, &weight_params(b)));
@@ -95,7 +98,10 @@ pub fn array_feature(name: &str, shape: &[i64]) -> Vec<u8> {
 /// A neuralNetwork `Model` (specification version 4) with the given layers.
 pub fn nn_model(layers: &[Vec<u8>]) -> Vec<u8> {
     let network: Vec<u8> = layers.iter().flat_map(|l| ld(1, l)).collect();
-    let description = cat(&[ld(1, &array_feature("data", &[4])), ld(10, &array_feature("out", &[4]))]);
+    let description = cat(&[
+        ld(1, &array_feature("data", &[4])),
+        ld(10, &array_feature("out", &[4])),
+    ]);
     cat(&[vint(1, 4), ld(2, &description), ld(500, &network)])
 }
 
@@ -108,14 +114,23 @@ pub fn pipeline_model(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     for (name, _) in members {
         pipeline.extend(ld(2, name.as_bytes()));
     }
-    let description = cat(&[ld(1, &array_feature("data", &[4])), ld(10, &array_feature("out", &[4]))]);
+    let description = cat(&[
+        ld(1, &array_feature("data", &[4])),
+        ld(10, &array_feature("out", &[4])),
+    ]);
     cat(&[vint(1, 4), ld(2, &description), ld(202, &pipeline)])
 }
 
 /// A small, valid innerProduct model (4 → 4 with bias): the base of many hostile variants.
 pub fn small_model() -> Vec<u8> {
     let w: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 2.0).collect();
-    nn_model(&[inner_product_layer(b"ip", 4, 4, &w, Some(&[0.5, -0.5, 1.0, -1.0]))])
+    nn_model(&[inner_product_layer(
+        b"ip",
+        4,
+        4,
+        &w,
+        Some(&[0.5, -0.5, 1.0, -1.0]),
+    )])
 }
 
 /// Prefixes (outermost first) of nested messages around a core, built inside-out in linear
@@ -193,7 +208,13 @@ pub fn many_layers_model(n: usize) -> Vec<u8> {
 
 /// An innerProduct model whose weights are `values` (shape `1 × values.len()`).
 pub fn values_model(values: &[f32]) -> Vec<u8> {
-    nn_model(&[inner_product_layer(b"ip", values.len() as u64, 1, values, None)])
+    nn_model(&[inner_product_layer(
+        b"ip",
+        values.len() as u64,
+        1,
+        values,
+        None,
+    )])
 }
 
 /// Every length prefix in `bytes` that can be found by reading it as nested messages:
@@ -224,7 +245,9 @@ fn read_varint(bytes: &[u8], mut pos: usize, end: usize) -> Option<(u64, usize)>
 /// Whether `start..end` reads as a sequence of well-formed fields.
 fn is_message(bytes: &[u8], mut pos: usize, end: usize) -> bool {
     while pos < end {
-        let Some((key, p)) = read_varint(bytes, pos, end) else { return false };
+        let Some((key, p)) = read_varint(bytes, pos, end) else {
+            return false;
+        };
         if key >> 3 == 0 {
             return false;
         }
@@ -250,7 +273,9 @@ fn walk(bytes: &[u8], mut pos: usize, end: usize, depth: usize, out: &mut Vec<(u
         return;
     }
     while pos < end {
-        let Some((key, p)) = read_varint(bytes, pos, end) else { return };
+        let Some((key, p)) = read_varint(bytes, pos, end) else {
+            return;
+        };
         pos = match key & 7 {
             0 => match read_varint(bytes, p, end) {
                 Some((_, p)) => p,
@@ -303,15 +328,23 @@ pub fn committed_files() -> Vec<(&'static str, Vec<u8>)> {
         ld(1, b"\xff\xfe conv \xc3"),
         ld(2, b"in\xc0\x80put"),
         ld(3, b"\xed\xa0\x80"),
-        ld(140, &cat(&[vint(1, 1), vint(2, 1), ld(20, &weight_params(&[1.0]))])),
+        ld(
+            140,
+            &cat(&[vint(1, 1), vint(2, 1), ld(20, &weight_params(&[1.0]))]),
+        ),
     ]);
     let huge_quant = {
-        let quant =
-            cat(&[vint(1, 1), ld(101, &cat(&[ld(1, &floats(&[1.0])), ld(2, &floats(&[0.0]))]))]);
+        let quant = cat(&[
+            vint(1, 1),
+            ld(101, &cat(&[ld(1, &floats(&[1.0])), ld(2, &floats(&[0.0]))])),
+        ]);
         let w = cat(&[ld(30, &[0xff]), ld(40, &quant)]);
-        cat(&[ld(1, b"ip"), ld(140, &cat(&[vint(1, 1 << 30), vint(2, 1 << 30), ld(20, &w)]))])
+        cat(&[
+            ld(1, b"ip"),
+            ld(140, &cat(&[vint(1, 1 << 30), vint(2, 1 << 30), ld(20, &w)])),
+        ])
     };
-    let subnormal: Vec<f32> = (1..=16).map(|i| f32::from_bits(i)).collect();
+    let subnormal: Vec<f32> = (1..=16).map(f32::from_bits).collect();
     vec![
         ("six_bytes_claiming_2gb.mlmodel", ld_lying(2, 1 << 31, &[])),
         ("outer_length_u64_max.mlmodel", with_length(&base, first_len.0, first_len.1, u64::MAX)),

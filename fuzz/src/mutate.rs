@@ -41,12 +41,14 @@ impl Rng {
 
 /// Varints that make a reader allocate, overflow or loop if it trusts them.
 const HOSTILE_VARINTS: &[&[u8]] = &[
-    &[0xff, 0xff, 0xff, 0xff, 0x07],                               // 2^31 - 1
-    &[0x80, 0x80, 0x80, 0x80, 0x08],                               // 2^31
-    &[0xff, 0xff, 0xff, 0xff, 0x0f],                               // 2^32 - 1
+    &[0xff, 0xff, 0xff, 0xff, 0x07], // 2^31 - 1
+    &[0x80, 0x80, 0x80, 0x80, 0x08], // 2^31
+    &[0xff, 0xff, 0xff, 0xff, 0x0f], // 2^32 - 1
     &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // u64::MAX
-    &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // 11 bytes
-    &[0x80, 0x80, 0x80],                                           // unterminated
+    &[
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+    ], // 11 bytes
+    &[0x80, 0x80, 0x80],             // unterminated
     &[0x00],
     &[0x01],
 ];
@@ -141,10 +143,44 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, others: &[&[u8]]) {
 /// Config-text fragments worth inserting: every token kind, comments, escapes, deep nesting
 /// and non-ASCII text.
 const CONFIG_PIECES: &[&str] = &[
-    "{", "}", "[", "]", ":", ",", "\"", "\\", "\\u", "\\ud800", "//", "/*", "*/", "\n", "\r\n",
-    "true", "fals", "null", "-", "1e999", "-0", "0x1F", "1.5e-400", "NaN", "\"layers\"",
-    "\"mode\"", "\"nbits\"", "\"model\"", "\"extends\"", "\"*\"", "é", "𝄞", "\u{feff}", "\0",
-    "{\"a\":{\"b\":[1,2,{\"c\":", "[[[[[[[[[[[[[[[[", "]]]]]]]]", "}}}}}}",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    ",",
+    "\"",
+    "\\",
+    "\\u",
+    "\\ud800",
+    "//",
+    "/*",
+    "*/",
+    "\n",
+    "\r\n",
+    "true",
+    "fals",
+    "null",
+    "-",
+    "1e999",
+    "-0",
+    "0x1F",
+    "1.5e-400",
+    "NaN",
+    "\"layers\"",
+    "\"mode\"",
+    "\"nbits\"",
+    "\"model\"",
+    "\"extends\"",
+    "\"*\"",
+    "é",
+    "𝄞",
+    "\u{feff}",
+    "\0",
+    "{\"a\":{\"b\":[1,2,{\"c\":",
+    "[[[[[[[[[[[[[[[[",
+    "]]]]]]]]",
+    "}}}}}}",
 ];
 
 /// Applies one to four text-level mutations to a config, keeping it valid UTF-8.

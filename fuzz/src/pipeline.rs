@@ -17,7 +17,11 @@ pub fn settings(choice: u8) -> Settings {
         3 => (8, Mode::LinearSymmetric, None),
         4 => (2, Mode::LinearLut, None),
         5 => (3, Mode::KmeansLut, None),
-        6 => (2, Mode::CustomLut, Some(Arc::from(vec![-1.0f32, -0.25, 0.25, 1.0]))),
+        6 => (
+            2,
+            Mode::CustomLut,
+            Some(Arc::from(vec![-1.0f32, -0.25, 0.25, 1.0])),
+        ),
         7 => (8, Mode::Dequantization, None),
         8 => (1, Mode::Linear, None),
         _ => (6, Mode::LinearLut, None),

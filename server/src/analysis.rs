@@ -59,7 +59,11 @@ fn output_status(snap: &Snapshot, parse: &syntax::Parse) -> OutputStatus {
 pub fn with_analysis<T>(snap: &Snapshot, diagnostics: bool, f: impl FnOnce(&Analysis) -> T) -> T {
     let parse = syntax::parse(&snap.text);
     let loaded = load_model(snap, &parse);
-    let output = if diagnostics { output_status(snap, &parse) } else { OutputStatus::Unknown };
+    let output = if diagnostics {
+        output_status(snap, &parse)
+    } else {
+        OutputStatus::Unknown
+    };
     let input = match loaded.as_deref() {
         None => ModelInput::None,
         Some(Ok(file)) => ModelInput::Loaded(file),

@@ -156,7 +156,7 @@ pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result
 
 /// The JSON summary of a config's model.
 pub fn model_summary(snap: &Snapshot) -> Result<Value> {
-    with_analysis(snap, false, |an| {
+    with_analysis(snap, true, |an| {
         let m = an.model.ok_or_else(|| {
             failed(first_error(an).unwrap_or_else(|| "the config names no model".into()))
         })?;

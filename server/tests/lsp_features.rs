@@ -275,11 +275,15 @@ async fn hovers() {
     "#]],
     )
     .await;
-    check_hover(&BASE.replacen("\"depthwiseConv\"", "\"depthwise$0Conv\"", 1), expect![[r#"
+    check_hover(
+        &BASE.replacen("\"depthwiseConv\"", "\"depthwise$0Conv\"", 1),
+        expect![[r#"
         `depthwiseConv` — Depthwise convolutions (pseudo-type): 4 layers, 19 KB of weights
 
         With this config: 19 KB → 19 KB (±0%)
-    "#]]).await;
+    "#]],
+    )
+    .await;
     check_hover(&BASE.replacen("\"selector\"", "\"sel$0ector\"", 1), expect![[r#"
         **selector** — Which layers to leave in full precision (AdvancedQuantizedLayerSelector)
 

@@ -64,8 +64,10 @@ fn offset(text: &str, pos: &Value) -> Option<usize> {
 
 /// Checks that a range answers about `text` (both ends inside it, in order).
 fn range_fits(text: &str, range: &Value) -> Result<(), String> {
-    let s = offset(text, &range["start"]).ok_or_else(|| format!("start {} outside the text", range["start"]))?;
-    let e = offset(text, &range["end"]).ok_or_else(|| format!("end {} outside the text", range["end"]))?;
+    let s = offset(text, &range["start"])
+        .ok_or_else(|| format!("start {} outside the text", range["start"]))?;
+    let e = offset(text, &range["end"])
+        .ok_or_else(|| format!("end {} outside the text", range["end"]))?;
     if s <= e {
         Ok(())
     } else {
@@ -91,7 +93,12 @@ fn check_answer(method: &str, text: &str, result: &Value) -> Result<(), String> 
                         }
                     }
                 }
-                for edit in item.get("additionalTextEdits").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+                for edit in item
+                    .get("additionalTextEdits")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
                     range_fits(text, &edit["range"])?;
                 }
             }
@@ -142,14 +149,24 @@ fn rewrite_model(ws: &Path, from: &Path, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
     let ws = tempfile::tempdir().expect("tempdir");
-    let models = [repo_root().join("examples/MobileNetMini.mlmodel"), repo_root().join("tests/fixtures/models/conv.mlmodel")];
+    let models = [
+        repo_root().join("examples/MobileNetMini.mlmodel"),
+        repo_root().join("tests/fixtures/models/conv.mlmodel"),
+    ];
     rewrite_model(ws.path(), &models[0], 0);
-    let (mut client, _) =
-        TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
     let mut docs: Vec<Doc> = (0..4)
         .map(|i| Doc {
             uri: uri(&ws.path().join(format!("d{i}.quant.json"))),
-            text: format!("{{\n  \"model\": \"model.mlmodel\",\n  \"nbits\": {},\n  \"layers\": {{}}\n}}\n", [8, 4, 16, 2][i]),
+            text: format!(
+                "{{\n  \"model\": \"model.mlmodel\",\n  \"nbits\": {},\n  \"layers\": {{}}\n}}\n",
+                [8, 4, 16, 2][i]
+            ),
             version: 1,
             published: 0,
         })
@@ -159,7 +176,10 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
     }
     // LOAD_SEED=n replays another run (the default keeps `cargo test` deterministic on the
     // client side; the server's own scheduling still varies).
-    let seed = std::env::var("LOAD_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x10ad);
+    let seed = std::env::var("LOAD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x10ad);
     let mut rng = Rng::new(seed);
     let started = Instant::now();
     let mut rss_warm = 0;
@@ -178,11 +198,15 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
                 let doc = &mut docs[d];
                 let at = mutate::floor_char_boundary(&doc.text, rng.below(doc.text.len() + 1));
                 let (end, new) = if rng.one_in(3) && at < doc.text.len() {
-                    (mutate::floor_char_boundary(&doc.text, at + 1 + rng.below(12)).max(at), String::new())
+                    (
+                        mutate::floor_char_boundary(&doc.text, at + 1 + rng.below(12)).max(at),
+                        String::new(),
+                    )
                 } else {
                     (at, PIECES[rng.below(PIECES.len())].to_string())
                 };
-                let range = json!({"start": position(&doc.text, at), "end": position(&doc.text, end)});
+                let range =
+                    json!({"start": position(&doc.text, at), "end": position(&doc.text, end)});
                 doc.text.replace_range(at..end, &new);
                 doc.version += 1;
                 edits += 1;
@@ -194,7 +218,11 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
             9..=16 => {
                 let doc = &docs[d];
                 let at = mutate::floor_char_boundary(&doc.text, rng.below(doc.text.len() + 1));
-                let method = if rng.one_in(2) { "textDocument/hover" } else { "textDocument/completion" };
+                let method = if rng.one_in(2) {
+                    "textDocument/hover"
+                } else {
+                    "textDocument/completion"
+                };
                 let id = client
                     .send_request(method, json!({"textDocument": {"uri": doc.uri}, "position": position(&doc.text, at)}))
                     .await;
@@ -218,7 +246,15 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
                     )
                     .await;
                 requests += 1;
-                in_flight.insert(id, ("textDocument/inlayHint".to_string(), doc.text.clone(), false, op));
+                in_flight.insert(
+                    id,
+                    (
+                        "textDocument/inlayHint".to_string(),
+                        doc.text.clone(),
+                        false,
+                        op,
+                    ),
+                );
             }
             // The model is rewritten underneath, and the client says so.
             _ => {
@@ -236,7 +272,9 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
             let mut ids: Vec<i64> = in_flight.keys().copied().collect();
             ids.sort_unstable();
             for id in ids {
-                let Some((method, text, cancel, asked_at)) = in_flight.remove(&id) else { continue };
+                let Some((method, text, cancel, asked_at)) = in_flight.remove(&id) else {
+                    continue;
+                };
                 let answer = tokio::time::timeout(ANSWER_WITHIN, client.response(id)).await;
                 let Ok(answer) = answer else {
                     panic!(
@@ -252,7 +290,9 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
                     }
                     // RequestCancelled and ContentModified are the honest answers to a
                     // cancelled or outdated request; anything else is a failure.
-                    Err(err) if matches!(err["code"].as_i64(), Some(-32800 | -32801)) => cancelled += 1,
+                    Err(err) if matches!(err["code"].as_i64(), Some(-32800 | -32801)) => {
+                        cancelled += 1
+                    }
                     Err(err) => errors.push(format!("{method} #{id}: error {err}")),
                 }
             }
@@ -262,10 +302,18 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
                 if msg["method"] != "textDocument/publishDiagnostics" {
                     continue;
                 }
-                let Some(doc) = docs.iter_mut().find(|d| msg["params"]["uri"] == json!(d.uri)) else { continue };
+                let Some(doc) = docs
+                    .iter_mut()
+                    .find(|d| msg["params"]["uri"] == json!(d.uri))
+                else {
+                    continue;
+                };
                 if let Some(v) = msg["params"]["version"].as_i64() {
                     if v < doc.published || v > doc.version {
-                        errors.push(format!("{}: diagnostics for version {v} after {} (latest {})", doc.uri, doc.published, doc.version));
+                        errors.push(format!(
+                            "{}: diagnostics for version {v} after {} (latest {})",
+                            doc.uri, doc.published, doc.version
+                        ));
                     }
                     doc.published = doc.published.max(v);
                 }
@@ -284,9 +332,17 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
         "load: {OPERATIONS} operations in {elapsed:?}: {edits} edits, {requests} requests ({cancels} cancel notices, \
          {cancelled} answered as cancelled), {rewrites} model rewrites; RSS {rss_warm} kB after warm-up, {rss_end} kB at the end"
     );
-    assert!(errors.is_empty(), "{} wrong answers, first ones:\n{}", errors.len(), errors[..errors.len().min(10)].join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} wrong answers, first ones:\n{}",
+        errors.len(),
+        errors[..errors.len().min(10)].join("\n")
+    );
     // Memory stays bounded: no growth with the number of operations beyond caches.
-    assert!(rss_end < rss_warm + 128 * 1024, "RSS grew from {rss_warm} kB to {rss_end} kB");
+    assert!(
+        rss_end < rss_warm + 128 * 1024,
+        "RSS grew from {rss_warm} kB to {rss_end} kB"
+    );
     client.shutdown().await;
 }
 
@@ -295,9 +351,17 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_offset_of_a_garbled_document_is_answered() {
     let ws = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(repo_root().join("tests/fixtures/models/conv.mlmodel"), ws.path().join("model.mlmodel")).expect("copy");
-    let (mut client, _) =
-        TestClient::initialized(vscode_capabilities(), Some(ws.path()), json!({"diagnosticsDelayMs": 0})).await;
+    std::fs::copy(
+        repo_root().join("tests/fixtures/models/conv.mlmodel"),
+        ws.path().join("model.mlmodel"),
+    )
+    .expect("copy");
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
     let text = "{\n  \"model\": \"mo𝄞del.mlmodel\",\n  \"{nbits\"\n: 4,\n  \"l:ayers\": {}\n}\n";
     let doc = uri(&ws.path().join("g.quant.json"));
     client.open(&doc, 1, text).await;
@@ -306,11 +370,48 @@ async fn every_offset_of_a_garbled_document_is_answered() {
             let params = json!({"textDocument": {"uri": doc}, "position": position(text, at)});
             let id = client.send_request(method, params).await;
             let answer = tokio::time::timeout(ANSWER_WITHIN, client.response(id)).await;
-            let Ok(answer) = answer else { panic!("no answer to {method} at byte {at} ({})", position(text, at)) };
+            let Ok(answer) = answer else {
+                panic!(
+                    "no answer to {method} at byte {at} ({})",
+                    position(text, at)
+                )
+            };
             if let Ok(result) = answer {
-                check_answer(method, text, &result).unwrap_or_else(|e| panic!("{method} at byte {at}: {e}"));
+                check_answer(method, text, &result)
+                    .unwrap_or_else(|e| panic!("{method} at byte {at}: {e}"));
             }
         }
     }
+    client.shutdown().await;
+}
+
+/// Found by the `server` fuzz target: a body that is JSON but not a JSON-RPC message (here
+/// without `"jsonrpc": "2.0"`) is answered with "Invalid request", and then the server
+/// stops reading: every later request of the session goes unanswered. The framed reader of
+/// tower-lsp-server ends its stream after a decode error of that kind.
+#[tokio::test]
+#[ignore = "known bug: one malformed JSON-RPC message ends the session (tower-lsp-server framing)"]
+async fn a_message_that_is_not_jsonrpc_does_not_end_the_session() {
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        None,
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
+    client
+        .send_body(r#"{"method": "textDocument/hover", "params": {}}"#)
+        .await;
+    let answer = tokio::time::timeout(
+        ANSWER_WITHIN,
+        client.request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": "file:///nope.quant.json"}, "position": {"line": 0, "character": 0}}),
+        ),
+    )
+    .await;
+    assert!(
+        answer.is_ok(),
+        "the server stopped answering after one malformed message"
+    );
     client.shutdown().await;
 }

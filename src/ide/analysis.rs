@@ -113,7 +113,11 @@ impl<'a> Analysis<'a> {
         let diagnostics = if env.skip_diagnostics {
             Vec::new()
         } else {
-            cfg::analyze(&parse, &ctx).diagnostics.into_iter().map(convert).collect()
+            cfg::analyze(&parse, &ctx)
+                .diagnostics
+                .into_iter()
+                .map(convert)
+                .collect()
         };
         // Settings are read tolerantly so hover and hints work in a config with errors.
         let settings = parse.root_object().and_then(settings_of);

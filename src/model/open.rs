@@ -1,13 +1,14 @@
 //! Opening model files: memory mapping, `.mlpackage` folders, and the index built on top.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::Mmap;
 
 use super::{ModelError, ModelIndex, WeightInfo};
 
-/// Files up to this size are mapped with every page populated up front.
-const POPULATE_LIMIT: u64 = 16 << 20;
+/// Files up to this size are read into memory; larger ones are memory-mapped.
+const READ_LIMIT: u64 = 16 << 20;
 
 /// The bytes of a model file, kept alive together with its index.
 pub struct ModelFile {
@@ -27,9 +28,9 @@ impl ModelFile {
     /// Opens and indexes a `.mlmodel` file or an `.mlpackage` folder.
     ///
     /// A file larger than 16 MiB is memory-mapped with random-access advice, so indexing
-    /// faults in only the pages holding field headers, never the weight payloads in between;
-    /// smaller files are mapped with all pages populated (one system call instead of a page
-    /// fault per header).
+    /// faults in only the pages holding field headers, never the weight payloads in between
+    /// (such a file must not be truncated while the `ModelFile` is alive: reading a vanished
+    /// page faults); smaller files are read into memory.
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
         let file_path = resolve(path)?;
         let io = |source| ModelError::Io {
@@ -53,24 +54,24 @@ impl ModelFile {
             });
         }
         let file = std::fs::File::open(&file_path).map_err(io)?;
-        let bytes = if meta.len() == 0 {
-            Bytes::Owned(Vec::new())
+        let bytes = if meta.len() <= READ_LIMIT {
+            // Small files are mostly skeleton: one read costs less than a page fault per
+            // header, and a copy cannot fault if the file is truncated while in use.
+            let mut buf = Vec::with_capacity(meta.len() as usize);
+            (&file)
+                .take(READ_LIMIT + 1)
+                .read_to_end(&mut buf)
+                .map_err(io)?;
+            Bytes::Owned(buf)
         } else {
             // SAFETY: the map is read-only; a file truncated underneath us can fault, which
             // is the accepted risk of every memory-mapped reader (the quantizer re-reads and
             // verifies what it wrote).
-            let map = if meta.len() <= POPULATE_LIMIT {
-                // Small files are mostly skeleton: map every page in one go instead of
-                // taking a page fault per header.
-                unsafe { MmapOptions::new().populate().map(&file) }.map_err(io)?
-            } else {
-                let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-                // Large files are mostly payload: no read-ahead around the headers, so a
-                // cold file costs one page read per header instead of megabytes of weights.
-                #[cfg(unix)]
-                let _ = map.advise(memmap2::Advice::Random);
-                map
-            };
+            let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+            // Large files are mostly payload: no read-ahead around the headers, so a cold
+            // file costs one page read per header instead of megabytes of weights.
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Random);
             Bytes::Mapped(map)
         };
         let index = super::index::build(&file_path, bytes.as_slice())?;

@@ -61,6 +61,10 @@ if [ -n "$build_pid" ]; then
   trap - EXIT
   tail -1 "$ART/cargo-build.log"
 fi
+if [ ! -x "$COREMLQ_LSP" ]; then
+  echo "e2e: no server binary at $COREMLQ_LSP"
+  exit 1
+fi
 COREMLQ_LSP="$(realpath "$COREMLQ_LSP")"
 export COREMLQ_LSP
 end "build server (after install)"
