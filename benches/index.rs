@@ -398,12 +398,14 @@ fn ms(d: Duration) -> f64 {
 
 /// Median seconds and peak RSS (KiB) of `coremltools.utils.load_spec` on `path`.
 fn coremltools(python: &str, path: &Path, runs: usize) -> Option<(f64, u64)> {
-    let script = "import sys, time, statistics, resource\n\
+    // Peak RSS from VmHWM: ru_maxrss would include this (forking) process's own peak.
+    let script = "import sys, time, statistics\n\
                   import coremltools as ct\n\
                   ts = []\n\
                   for _ in range(int(sys.argv[2])):\n\
                   \x20   t = time.perf_counter(); ct.utils.load_spec(sys.argv[1]); ts.append(time.perf_counter() - t)\n\
-                  print(statistics.median(ts), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n";
+                  hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n\
+                  print(statistics.median(ts), hwm[0] if hwm else 0)\n";
     let out = std::process::Command::new(python)
         .args(["-c", script])
         .arg(path)

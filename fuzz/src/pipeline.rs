@@ -43,6 +43,9 @@ pub fn settings(choice: u8) -> Settings {
     }
 }
 
+/// Planned outputs larger than this are not produced (see [`run`]).
+pub const PLANNED_LIMIT: u64 = 256 << 20;
+
 /// How far an input went through the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
@@ -68,6 +71,15 @@ pub fn run(model: &[u8], choice: u8) -> Result<Stage, String> {
     let Ok(plan) = quant::plan::build(&file.index, &settings) else {
         return Ok(Stage::Plan);
     };
+    // Known bug (docs/reliability.md): `quantize_to_vec` reserves the planned size, which
+    // can come from a header claiming far more elements than are stored. Until it is fixed,
+    // outputs planned far beyond what the input can hold are not produced here; the ignored
+    // test `known_bug_dequantizing_a_huge_header_aborts` keeps the reproduction.
+    match quant::estimate::rewrite(&file.index, file.bytes(), &plan) {
+        Ok(rw) if rw.layout.total > PLANNED_LIMIT => return Ok(Stage::Execute),
+        Ok(_) => {}
+        Err(_) => return Ok(Stage::Execute),
+    }
     let Ok(out) = quant::execute::quantize_to_vec(&file, &plan, &RunOptions::default()) else {
         return Ok(Stage::Execute);
     };

@@ -57,6 +57,16 @@ fn output_status(snap: &Snapshot, parse: &syntax::Parse) -> OutputStatus {
 /// Analyses a snapshot and runs `f` on the result (blocking: may index a model file).
 /// Without `diagnostics`, the config checks are skipped (completion, hover, hints).
 pub fn with_analysis<T>(snap: &Snapshot, diagnostics: bool, f: impl FnOnce(&Analysis) -> T) -> T {
+    with_analysis_opts(snap, diagnostics, false, f)
+}
+
+/// [`with_analysis`], optionally without the config checks that need the engine's plan.
+pub fn with_analysis_opts<T>(
+    snap: &Snapshot,
+    diagnostics: bool,
+    skip_plan_checks: bool,
+    f: impl FnOnce(&Analysis) -> T,
+) -> T {
     let parse = syntax::parse(&snap.text);
     let loaded = load_model(snap, &parse);
     let output = if diagnostics {
@@ -74,6 +84,7 @@ pub fn with_analysis<T>(snap: &Snapshot, diagnostics: bool, f: impl FnOnce(&Anal
         workspace: snap.session.workspace_folders.first().map(PathBuf::as_path),
         output: Some(&output),
         skip_diagnostics: !diagnostics,
+        skip_plan_checks,
     };
     let analysis =
         Analysis::with_planner(

@@ -53,13 +53,22 @@ pub fn schedule(inner: &Arc<Inner>, uri: &Uri, delay: Duration) {
             return;
         };
         let version = snap.version;
-        let Ok(diags) = tokio::task::spawn_blocking(move || compute(&snap)).await else {
+        // A fast pass first (everything but the checks that need the engine's plan), then
+        // the full pass, published again only when it found more.
+        let first = snap.clone();
+        let Ok(fast) = tokio::task::spawn_blocking(move || compute(&first, true)).await else {
             return;
         };
         if !inner.diagnostics.is_latest(&uri, generation) {
             return;
         }
-        publish(&inner, uri, version, diags).await;
+        publish(&inner, uri.clone(), version, fast.clone()).await;
+        let Ok(full) = tokio::task::spawn_blocking(move || compute(&snap, false)).await else {
+            return;
+        };
+        if full != fast && inner.diagnostics.is_latest(&uri, generation) {
+            publish(&inner, uri, version, full).await;
+        }
     });
 }
 
@@ -96,9 +105,10 @@ pub async fn clear(inner: &Inner, uri: Uri) {
         .await;
 }
 
-/// The protocol diagnostics of a snapshot (blocking: runs the analysis).
-pub fn compute(snap: &Snapshot) -> Vec<lsp::Diagnostic> {
-    crate::analysis::with_analysis(snap, true, |an| {
+/// The protocol diagnostics of a snapshot (blocking: runs the analysis), optionally
+/// without the checks that need the engine's plan.
+pub fn compute(snap: &Snapshot, skip_plan_checks: bool) -> Vec<lsp::Diagnostic> {
+    crate::analysis::with_analysis_opts(snap, true, skip_plan_checks, |an| {
         an.diagnostics.iter().map(|d| to_lsp(snap, d)).collect()
     })
 }

@@ -74,25 +74,25 @@ impl Backend {
     }
 
     /// Pulls settings through `workspace/configuration` when the client offers it.
-    async fn pull_settings(&self) {
-        if !self.inner.session().flags.configuration {
+    async fn pull_settings(inner: Arc<Inner>) {
+        if !inner.session().flags.configuration {
             return;
         }
         let item = ConfigurationItem {
             scope_uri: None,
             section: Some(SECTION.into()),
         };
-        if let Ok(values) = self.inner.client.configuration(vec![item]).await {
+        if let Ok(values) = inner.client.configuration(vec![item]).await {
             if let Some(value) = values.first().filter(|v| !v.is_null()) {
                 let settings = Settings::from_value(value);
-                self.inner.update_session(|s| s.settings = settings);
+                inner.update_session(|s| s.settings = settings);
             }
         }
     }
 
     /// Registers the model-file watcher with the client, or starts the server-side one.
-    async fn watch_models(&self) {
-        let session = self.inner.session();
+    async fn watch_models(inner: Arc<Inner>) {
+        let session = inner.session();
         if session.flags.watch_files {
             let watchers: Vec<FileSystemWatcher> = ["**/*.mlmodel", "**/*.mlpackage/**"]
                 .into_iter()
@@ -107,18 +107,17 @@ impl Backend {
                 method: "workspace/didChangeWatchedFiles".into(),
                 register_options: serde_json::to_value(options).ok(),
             };
-            if self
-                .inner
+            if inner
                 .client
                 .register_capability(vec![registration])
                 .await
                 .is_ok()
             {
-                self.inner.update_session(|s| s.client_watches = true);
+                inner.update_session(|s| s.client_watches = true);
                 return;
             }
         }
-        watcher::spawn_poller(&self.inner);
+        watcher::spawn_poller(&inner);
     }
 }
 
@@ -203,8 +202,13 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
-        self.pull_settings().await;
-        self.watch_models().await;
+        // Off the notification's future: a client that never answers (or an `exit`
+        // arriving first) must not keep the server from finishing.
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            Backend::pull_settings(inner.clone()).await;
+            Backend::watch_models(inner).await;
+        });
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -251,8 +255,11 @@ impl LanguageServer for Backend {
             let settings = Settings::from_value(&params.settings);
             self.inner.update_session(|s| s.settings = settings);
         }
-        self.pull_settings().await;
-        diagnostics::schedule_all(&self.inner);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            Backend::pull_settings(inner.clone()).await;
+            diagnostics::schedule_all(&inner);
+        });
     }
 
     async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {

@@ -48,7 +48,7 @@ async fn rapid_edits_end_on_the_last_version_in_order() {
     let hover = client
         .request(
             "textDocument/hover",
-            json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 40}}),
+            json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 45}}),
         )
         .await
         .expect("hover");

@@ -415,3 +415,98 @@ async fn a_message_that_is_not_jsonrpc_does_not_end_the_session() {
     );
     client.shutdown().await;
 }
+
+/// The real `coremlq-lsp` binary over stdio while the model its config names is rewritten
+/// in place (truncated, then written: what `cp`, many editors and exporters do) for a
+/// second, with requests that read the model in between: the process must survive and
+/// exit cleanly on `exit`.
+///
+/// (The library-level race, a read of the mapped file at the moment it shrinks, is the
+/// ignored `reliability_changing_files` tests of the `coremlq` package.)
+#[cfg(unix)]
+#[test]
+fn the_server_survives_a_model_rewritten_in_place() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let ws = tempfile::tempdir().expect("tempdir");
+    let model = ws.path().join("model.mlmodel");
+    let big = std::fs::read(repo_root().join("examples/MobileNetMini.mlmodel")).expect("read");
+    let small =
+        std::fs::read(repo_root().join("tests/fixtures/models/conv.mlmodel")).expect("read");
+    std::fs::write(&model, &big).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coremlq-lsp"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coremlq-lsp");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let drain = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        all
+    });
+    let mut send = |v: Value| {
+        let body = v.to_string();
+        let _ = write!(stdin, "Content-Length: {}\r\n\r\n{}", body.len(), body);
+        let _ = stdin.flush();
+    };
+    let doc = uri(&ws.path().join("a.quant.json"));
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": null,
+        "rootUri": uri(ws.path()), "capabilities": {}, "initializationOptions": {"diagnosticsDelayMs": 0}}}),
+    );
+    send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
+    send(
+        json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": doc,
+        "languageId": "jsonc", "version": 1, "text": "{\n  \"model\": \"model.mlmodel\",\n  \"nbits\": 4,\n  \"quantization_mode\": \"kmeans_lut\"\n}\n"}}}),
+    );
+    let started = std::time::Instant::now();
+    let mut id = 10;
+    let mut n = 0;
+    while started.elapsed() < std::time::Duration::from_secs(1) {
+        let _ = std::fs::write(&model, if n % 2 == 0 { &small } else { &big });
+        n += 1;
+        send(
+            json!({"jsonrpc": "2.0", "method": "workspace/didChangeWatchedFiles",
+            "params": {"changes": [{"uri": uri(&model), "type": 2}]}}),
+        );
+        for method in [
+            "textDocument/inlayHint",
+            "textDocument/codeLens",
+            "textDocument/hover",
+        ] {
+            id += 1;
+            send(
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"textDocument": {"uri": doc},
+                "position": {"line": 2, "character": 5},
+                "range": {"start": {"line": 0, "character": 0}, "end": {"line": 5, "character": 0}}}}),
+            );
+        }
+        for command in ["coremlq.modelSummary", "coremlq.quantize"] {
+            id += 1;
+            send(
+                json!({"jsonrpc": "2.0", "id": id, "method": "workspace/executeCommand",
+                "params": {"command": command, "arguments": [doc]}}),
+            );
+        }
+    }
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}));
+    send(json!({"jsonrpc": "2.0", "method": "exit"}));
+    drop(send);
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    let out = drain.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "coremlq-lsp ended with {status} (signal {:?}) after {n} rewrites",
+        status.signal()
+    );
+    assert!(
+        String::from_utf8_lossy(&out).contains("\"id\":2"),
+        "shutdown was not answered"
+    );
+}

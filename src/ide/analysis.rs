@@ -40,6 +40,8 @@ pub struct Env<'a> {
     pub output: Option<&'a OutputStatus>,
     /// Leave the diagnostics empty (completion and hover do not need them).
     pub skip_diagnostics: bool,
+    /// Skip the config checks that need the engine's plan (a fast first pass).
+    pub skip_plan_checks: bool,
 }
 
 /// The `model` string of a config: its decoded value and the range of the literal.
@@ -108,7 +110,7 @@ impl<'a> Analysis<'a> {
             workspace: env.workspace,
             model: status,
             output: env.output.unwrap_or(&unknown),
-            skip_plan: false,
+            skip_plan: env.skip_plan_checks,
         };
         let diagnostics = if env.skip_diagnostics {
             Vec::new()

@@ -363,3 +363,38 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod cross_check {
+    use super::*;
+    use crate::quant::size;
+
+    #[test]
+    fn closed_forms_agree_with_the_size_module() {
+        for n in [1u64, 3, 8, 127, 128, 4096, 36_864, 1 << 21] {
+            assert_eq!(weight_params_bytes(None, n, 1, false), size::float32(n));
+            assert_eq!(
+                weight_params_bytes(Some(&Target::Fp16), n, 1, false),
+                size::float16(n)
+            );
+            assert_eq!(
+                weight_params_bytes(Some(&Target::Dequantize), n, 1, false),
+                size::dequantized(n)
+            );
+            for b in 1..=8u8 {
+                for c in [1u64, 2, 64] {
+                    assert_eq!(
+                        weight_params_bytes(Some(&Target::Linear(b)), n, c, false),
+                        size::linear(n, b, c),
+                        "n={n} b={b} c={c}"
+                    );
+                }
+                assert_eq!(
+                    weight_params_bytes(Some(&Target::LinearLut(b)), n, 1, false),
+                    size::lut(n, b, 1 << b),
+                    "n={n} b={b}"
+                );
+            }
+        }
+    }
+}

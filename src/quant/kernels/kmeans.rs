@@ -13,9 +13,10 @@
 //! never on the thread count.
 //!
 //! Table layout: the k = min(2^b, distinct) centres ascending (coremltools uses cluster order;
-//! the order carries no meaning), then zeros up to 2^b entries. Every weight takes the index
-//! of its nearest centre (ties → lower index). NaN weights take index 0 and are counted in
-//! [`Notes::nan_values`]; ±inf weights get their own centres when the table has room.
+//! the order carries no meaning; infinite centres, if any, follow the finite ones), then zeros
+//! up to 2^b entries. Every weight takes the index of its nearest centre (ties → lower index).
+//! NaN weights take index 0 and are counted in [`Notes::nan_values`]; ±inf weights get their
+//! own centres when the table has room.
 
 use rayon::prelude::*;
 
@@ -49,7 +50,8 @@ pub fn quantize(values: &[f32], nbits: u8) -> Quantized {
     }
 }
 
-/// The sorted centres (at most `k_max`) minimising the squared error of `values`.
+/// The centres (at most `k_max`) minimising the squared error of `values`: the finite ones
+/// ascending, then −inf and +inf when such weights exist and the table has room.
 pub fn centres(values: &[f32], k_max: usize) -> Vec<f32> {
     centres_within(values, k_max, item_budget(k_max))
 }
@@ -69,14 +71,15 @@ fn centres_within(values: &[f32], k_max: usize, budget: usize) -> Vec<f32> {
     }
     let k = k_max.saturating_sub(k_inf).min(xs.len());
     let mut out: Vec<f32> = Vec::with_capacity(k + 2);
-    if k_inf > 0 && neg_inf {
-        out.push(f32::NEG_INFINITY);
-    }
     if k == xs.len() {
         out.extend_from_slice(&xs);
     } else if k > 0 {
         drop(xs);
         out.extend(optimal(&full, mu, k, budget));
+    }
+    // Infinite centres go after the finite ones, so index 0 (where NaN weights land) is finite.
+    if k_inf > 0 && neg_inf {
+        out.push(f32::NEG_INFINITY);
     }
     if k_inf > 0 && pos_inf && out.len() < k_max {
         out.push(f32::INFINITY);
@@ -618,6 +621,10 @@ mod tests {
 
     #[test]
     fn nan_and_inf() {
+        let q = quantize(&[f32::NAN, f32::NEG_INFINITY, 5.0], 1);
+        let Params::Lut(t) = &q.params else { panic!() };
+        assert_eq!(t, &vec![5.0, f32::NEG_INFINITY]);
+        assert_eq!(q.data, vec![0b0100_0000]);
         let vals = [f32::NAN, 1.0, 2.0, f32::INFINITY, 3.0];
         let q = quantize(&vals, 2);
         assert_eq!(q.notes.nan_values, 1);
