@@ -365,5 +365,6 @@ fn prost_schema_round_trips_fixtures() {
         pipeline
         pipeline_classifier
         tree_ensemble
-        updatable"#]].assert_eq(&differ.join("\n"));
+        updatable"#]]
+    .assert_eq(&differ.join("\n"));
 }

@@ -681,3 +681,44 @@ fn large_unchanged_ranges_are_copied_exactly() {
     let b = &re.bytes()[re.index.weights[0].body.clone()];
     assert_eq!(a, b);
 }
+
+#[test]
+fn pipeline_classifiers_are_quantized_and_the_plan_says_coremltools_cannot() {
+    for name in ["pipeline_classifier.mlmodel", "pipeline_regressor.mlmodel"] {
+        let file = ModelFile::open(&fixture(name)).unwrap();
+        let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("coremltools 9.0 cannot quantize")),
+            "{:?}",
+            p.notes
+        );
+        let out = quantize_to_vec(&file, &p, &RunOptions::default()).unwrap();
+        let re = ModelFile::from_bytes(file.path.clone(), out).unwrap();
+        let floats_before = file
+            .index
+            .weights
+            .iter()
+            .filter(|w| w.storage == Storage::Float32)
+            .count();
+        assert!(floats_before > 0);
+        for w in &re.index.weights {
+            assert_ne!(
+                w.storage,
+                Storage::Float32,
+                "{name}: {} left float32",
+                w.field
+            );
+        }
+        // The container keeps its version (as coremltools does for plain pipelines); the
+        // neural-network members rise to at least 3.
+        assert_eq!(
+            re.index.models[0].specification_version,
+            file.index.models[0].specification_version
+        );
+        for m in re.index.models.iter().filter(|m| m.network.is_some()) {
+            assert!(m.specification_version >= 3, "{name}");
+        }
+    }
+}

@@ -34,19 +34,33 @@ fn frame(body: &[u8]) -> Vec<u8> {
 /// after answering "Invalid request". Such inputs are not required to reach `shutdown`;
 /// `server/tests/reliability_load.rs` keeps the ignored regression test for it.
 fn well_formed_or_not_json(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+    /// The shape of a request or notification, strict about duplicate members (as the
+    /// server's decoder is).
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Strict {
+        jsonrpc: String,
+        method: String,
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+        #[serde(default)]
+        params: Option<serde_json::Value>,
+    }
+    if serde_json::from_slice::<serde_json::Value>(body).is_err() {
         return true;
+    }
+    let Ok(msg) = serde_json::from_slice::<Strict>(body) else {
+        return false;
     };
-    let id_ok = match value.get("id") {
-        None => true,
-        Some(id) => id.is_i64() || id.is_string() || id.is_null(),
-    };
-    value.get("jsonrpc").and_then(|v| v.as_str()) == Some("2.0")
-        && value.get("method").is_some_and(|m| m.is_string())
-        && id_ok
-        && value
-            .get("params")
-            .is_none_or(|p| p.is_object() || p.is_array() || p.is_null())
+    let id_ok = msg
+        .id
+        .as_ref()
+        .is_none_or(|id| id.is_i64() || id.is_string() || id.is_null());
+    let params_ok = msg
+        .params
+        .as_ref()
+        .is_none_or(|p| p.is_object() || p.is_array() || p.is_null());
+    msg.jsonrpc == "2.0" && id_ok && params_ok
 }
 
 fuzz_target!(|data: &[u8]| {
