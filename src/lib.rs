@@ -5,6 +5,7 @@
 //! executes quantization, [`config`] parses and analyses `*.quant.json` files.
 
 pub mod config;
+pub mod format;
 pub mod ide;
 pub mod model;
 pub mod quant;

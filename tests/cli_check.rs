@@ -1,21 +1,11 @@
 //! `coremlq check`: exit codes, rustc-style output and JSON.
 
-use std::process::Command;
+mod common;
 
 use expect_test::expect;
 
 fn check(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_coremlq"))
-        .arg("check")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run coremlq");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::subcommand("check", args)
 }
 
 #[test]

@@ -1,20 +1,12 @@
 //! `coremlq plan`: the per-layer table, JSON, and refusal of configs with errors.
 
-use std::process::Command;
+mod common;
 
 use expect_test::expect;
 
 fn plan(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_coremlq"))
-        .arg("plan")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run coremlq");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, stdout, _) = common::subcommand("plan", args);
+    (code, stdout)
 }
 
 #[test]

@@ -1,21 +1,9 @@
 //! `coremlq inspect` end to end: tables (snapshots), JSON, filters, and error exits.
 
-use std::process::Command;
+mod common;
 
+use common::coremlq;
 use expect_test::{expect, Expect};
-
-fn coremlq(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_coremlq"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running coremlq: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn check(args: &[&str], expected: Expect) {
     let (code, stdout, stderr) = coremlq(args);

@@ -1,8 +1,9 @@
 //! End-to-end tests of the quantization engine and `coremlq quantize`: exact size estimates
 //! on every fixture and mode, the safe writer, cancellation, mixed precision, the CLI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use coremlq::model::{ModelFile, Storage};
@@ -360,19 +361,12 @@ fn never_converted_layers_are_reported() {
     }
 }
 
-fn coremlq(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_coremlq"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn cli_quantizes_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ip.mlmodel");
     let input = fixture("inner_product.mlmodel");
-    let o = coremlq(&[
+    let o = common::run(&[
         "quantize",
         input.to_str().unwrap(),
         "--nbits",
@@ -393,7 +387,7 @@ fn cli_quantizes_and_reports() {
         String::from_utf8_lossy(&o.stderr)
     );
 
-    let o = coremlq(&[
+    let o = common::run(&[
         "quantize",
         input.to_str().unwrap(),
         "--nbits",
@@ -412,7 +406,7 @@ fn cli_quantizes_and_reports() {
     );
     assert_eq!(v["layers"][0]["decision"], "linear_symmetric 8-bit");
 
-    let o = coremlq(&[
+    let o = common::run(&[
         "quantize",
         input.to_str().unwrap(),
         "--nbits",
@@ -466,13 +460,13 @@ fn cli_errors_exit_1_with_coremltools_meaning() {
             "refusing to overwrite the input",
         ),
     ] {
-        let o = coremlq(&args);
+        let o = common::run(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(text), "{args:?}: {err}");
     }
     let upd = fixture("updatable.mlmodel");
-    let o = coremlq(&[
+    let o = common::run(&[
         "quantize",
         upd.to_str().unwrap(),
         "--nbits",
@@ -639,7 +633,7 @@ fn fusion_of_half_precision_tensors_leaves_one_storage() {
 }
 
 #[path = "../benches/common/mod.rs"]
-mod common;
+mod bench_models;
 
 #[test]
 fn large_unchanged_ranges_are_copied_exactly() {
@@ -647,16 +641,16 @@ fn large_unchanged_ranges_are_copied_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.mlmodel");
     let layers = [
-        common::Layer::InnerProduct {
+        bench_models::Layer::InnerProduct {
             input: 600,
             output: 600,
         },
-        common::Layer::InnerProduct {
+        bench_models::Layer::InnerProduct {
             input: 10,
             output: 10,
         },
     ];
-    common::write_model(&input, &layers, 3).unwrap();
+    bench_models::write_model(&input, &layers, 3).unwrap();
     let file = ModelFile::open(&input).unwrap();
     let mut s = settings(4, Mode::Linear);
     s.skip_layers = vec!["layer0".into()];

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use coremlq::format::thousands;
 use coremlq::model::names::{is_layer_type, LAYER_TYPES};
 use coremlq::model::{LayerId, ModelFile, ModelIndex, NetworkRole, Storage, WeightInfo};
 use serde::Serialize;
@@ -94,19 +95,6 @@ fn shape_text(shape: &[u64]) -> String {
             .collect::<Vec<_>>()
             .join("x")
     }
-}
-
-/// 1234567 → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `1 layer`, `2 layers`, `1,024 layers`.

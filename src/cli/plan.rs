@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use coremlq::config::load::{check_file, Checked};
+use coremlq::format::{percent_of, thousands};
 use coremlq::model::{ModelFile, ModelIndex};
 use coremlq::quant::estimate::estimate;
 use coremlq::quant::{LayerDecision, Plan, Target};
@@ -111,9 +112,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| {
             let bytes = if r.bytes_before == r.bytes_after {
-                group(r.bytes_before)
+                thousands(r.bytes_before)
             } else {
-                format!("{} → {}", group(r.bytes_before), group(r.bytes_after))
+                format!(
+                    "{} → {}",
+                    thousands(r.bytes_before),
+                    thousands(r.bytes_after)
+                )
             };
             [
                 r.name.clone(),
@@ -161,20 +166,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     writeln!(
         stdout,
         "weights  {} → {} bytes ({} tensors converted)",
-        group(est.weight_bytes_before),
-        group(est.weight_bytes_after),
+        thousands(est.weight_bytes_before),
+        thousands(est.weight_bytes_after),
         plan.converted()
     )?;
-    let pct = if est.bytes_before > 0 {
-        100.0 * est.bytes_after as f64 / est.bytes_before as f64
-    } else {
-        100.0
-    };
+    let pct = percent_of(est.bytes_after, est.bytes_before);
     writeln!(
         stdout,
         "file     {} → {} bytes ({pct:.1}%, exact)",
-        group(est.bytes_before),
-        group(est.bytes_after)
+        thousands(est.bytes_before),
+        thousands(est.bytes_after)
     )?;
     if args.quality {
         writeln!(stdout)?;
@@ -321,7 +322,7 @@ fn rows(index: &ModelIndex, plan: &Plan) -> Vec<Row> {
                 mode: target.map(mode_of),
                 bytes_before: lp.bytes_before,
                 bytes_after: lp.bytes_after,
-                reason: lp.reason.clone(),
+                reason: lp.reason.to_string(),
                 fused_into,
             }
         })
@@ -350,17 +351,4 @@ fn mode_of(t: &Target) -> &'static str {
         Target::CustomLut(..) => "custom_lut",
         Target::Dequantize => "dequantization",
     }
-}
-
-/// `1234567` → `1,234,567`.
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

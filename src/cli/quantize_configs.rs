@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use coremlq::config::load::{check_file, Checked};
+use coremlq::format::percent_of;
 use coremlq::quant::{quantize, Report, RunOptions};
 use rayon::prelude::*;
 
@@ -71,11 +72,7 @@ pub fn run(configs: &[PathBuf]) -> anyhow::Result<ExitCode> {
         let Some(c) = checked.get(i) else { continue };
         match result {
             Ok(r) => {
-                let pct = if r.bytes_before > 0 {
-                    100.0 * r.bytes_after as f64 / r.bytes_before as f64
-                } else {
-                    100.0
-                };
+                let pct = percent_of(r.bytes_after, r.bytes_before);
                 writeln!(
                     stdout,
                     "{}: wrote {} ({} → {} bytes, {pct:.1}%, {} tensors converted, {:.2}s)",

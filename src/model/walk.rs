@@ -135,6 +135,15 @@ fn looks_like_text(bytes: &[u8]) -> bool {
         .all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
+/// ` (flexible)` for an image or array type with a shape range or enumerated shapes.
+fn flexible(msg: &Msg) -> &'static str {
+    if msg.last(21).is_some() || msg.last(31).is_some() {
+        " (flexible)"
+    } else {
+        ""
+    }
+}
+
 fn string(buf: &[u8], f: &Field) -> String {
     String::from_utf8_lossy(&buf[f.value.clone()]).into_owned()
 }
@@ -167,6 +176,14 @@ impl Msg {
             Some(f) => expect_varint(f, &format!("{}.{name}", self.what)),
             None => Ok(0),
         }
+    }
+
+    /// A recurrent layer's (inputVectorSize, outputVectorSize).
+    fn rnn_sizes(&self) -> R<(u64, u64)> {
+        Ok((
+            self.u64(1, "inputVectorSize")?,
+            self.u64(2, "outputVectorSize")?,
+        ))
     }
 
     fn bool(&self, n: u32, name: &str) -> R<bool> {
@@ -217,6 +234,18 @@ struct Wp<'f> {
     name: String,
     shape: Vec<u64>,
     axis: usize,
+}
+
+impl<'f> Wp<'f> {
+    /// A WeightParams field whose channel axis is 0.
+    fn new(field: &'f Field, name: String, shape: Vec<u64>) -> Wp<'f> {
+        Wp {
+            field,
+            name,
+            shape,
+            axis: 0,
+        }
+    }
 }
 
 struct Walker<'a> {
@@ -440,23 +469,11 @@ impl<'a> Walker<'a> {
                     self.array_type(f.value.clone(), depth)?
                 }
                 6 => {
-                    expect_len(f, "FeatureType.dictionaryType")?;
-                    let d = self.read(f.value.clone(), "DictionaryFeatureType", &[])?;
-                    let key = if d.last(2).is_some() {
-                        "string"
-                    } else {
-                        "int64"
-                    };
+                    let key = self.element_type(f, "dictionaryType", "DictionaryFeatureType", 2)?;
                     format!("dictionary<{key},double>")
                 }
                 7 => {
-                    expect_len(f, "FeatureType.sequenceType")?;
-                    let s = self.read(f.value.clone(), "SequenceFeatureType", &[])?;
-                    let item = if s.last(3).is_some() {
-                        "string"
-                    } else {
-                        "int64"
-                    };
+                    let item = self.element_type(f, "sequenceType", "SequenceFeatureType", 3)?;
                     format!("sequence<{item}>")
                 }
                 8 => {
@@ -478,6 +495,24 @@ impl<'a> Walker<'a> {
         Ok(kind)
     }
 
+    /// The key or item type of the dictionary or sequence type in `f`: `string` when its
+    /// string member `n` is present, else `int64`.
+    fn element_type(
+        &mut self,
+        f: &Field,
+        member: &str,
+        what: &'static str,
+        n: u32,
+    ) -> R<&'static str> {
+        expect_len(f, &format!("FeatureType.{member}"))?;
+        let m = self.read(f.value.clone(), what, &[])?;
+        Ok(if m.last(n).is_some() {
+            "string"
+        } else {
+            "int64"
+        })
+    }
+
     fn image_type(&mut self, body: Span, depth: usize) -> R<String> {
         deeper(depth, body.start)?;
         let msg = self.read(body, "ImageFeatureType", &[])?;
@@ -490,11 +525,7 @@ impl<'a> Walker<'a> {
             40 => " grayscale float16",
             _ => "",
         };
-        let flex = if msg.last(21).is_some() || msg.last(31).is_some() {
-            " (flexible)"
-        } else {
-            ""
-        };
+        let flex = flexible(&msg);
         Ok(format!("image {w}x{h}{space}{flex}"))
     }
 
@@ -511,11 +542,7 @@ impl<'a> Walker<'a> {
             65552 => " float16",
             _ => "",
         };
-        let flex = if msg.last(21).is_some() || msg.last(31).is_some() {
-            " (flexible)"
-        } else {
-            ""
-        };
+        let flex = flexible(&msg);
         Ok(format!("multiArray [{}]{dtype}{flex}", dims.join(",")))
     }
 
@@ -672,55 +699,21 @@ impl<'a> Walker<'a> {
                     has_bias: msg.bool(70, "hasBias")?,
                 };
             }
-            140 => {
-                msg = self.read(body, "InnerProductLayerParams", &[1, 2, 10, 20, 21, 22])?;
-                let ic = msg.u64(1, "inputChannels")?;
-                let oc = msg.u64(2, "outputChannels")?;
-                push_wp(&mut wps, &msg, 20, "weights", vec![oc, ic], 0)?;
-                push_wp(&mut wps, &msg, 21, "bias", vec![oc], 0)?;
-                params = LayerParams::InnerProduct {
-                    input_channels: ic,
-                    output_channels: oc,
-                    has_bias: msg.bool(10, "hasBias")?,
-                    int8_dynamic_quantize: msg.bool(22, "int8DynamicQuantize")?,
+            140 | 150 | 1040 | 1045 => {
+                let Some(d) = DENSE.iter().find(|d| d.number == p.number) else {
+                    return Err(WireError::new(p.span.start, "no dense layer table entry"));
                 };
-            }
-            1045 => {
-                msg = self.read(body, "BatchedMatMulLayerParams", &[1, 2, 5, 6, 7, 8, 9, 10])?;
-                let x1 = msg.u64(5, "weightMatrixFirstDimension")?;
-                let x2 = msg.u64(6, "weightMatrixSecondDimension")?;
-                push_wp(&mut wps, &msg, 8, "weights", vec![x2, x1], 0)?;
-                push_wp(&mut wps, &msg, 9, "bias", vec![x2], 0)?;
-                params = LayerParams::BatchedMatmul {
-                    first_dim: x1,
-                    second_dim: x2,
-                    has_bias: msg.bool(7, "hasBias")?,
-                    int8_dynamic_quantize: msg.bool(10, "int8DynamicQuantize")?,
+                msg = self.read(body, d.what, d.known)?;
+                let (ni, no) = d.sizes;
+                let (input, output) = (msg.u64(ni.0, ni.1)?, msg.u64(no.0, no.1)?);
+                push_wp(&mut wps, &msg, d.weights, "weights", vec![output, input], 0)?;
+                push_wp(&mut wps, &msg, d.bias, "bias", vec![output], 0)?;
+                let has_bias = msg.bool(d.has_bias.0, d.has_bias.1)?;
+                let int8 = match d.int8 {
+                    Some((n, name)) => msg.bool(n, name)?,
+                    None => false,
                 };
-            }
-            150 => {
-                msg = self.read(body, "EmbeddingLayerParams", &[1, 2, 10, 20, 21])?;
-                let input_dim = msg.u64(1, "inputDim")?;
-                let oc = msg.u64(2, "outputChannels")?;
-                push_wp(&mut wps, &msg, 20, "weights", vec![oc, input_dim], 0)?;
-                push_wp(&mut wps, &msg, 21, "bias", vec![oc], 0)?;
-                params = LayerParams::Embedding {
-                    input_dim,
-                    output_channels: oc,
-                    has_bias: msg.bool(10, "hasBias")?,
-                };
-            }
-            1040 => {
-                msg = self.read(body, "EmbeddingNDLayerParams", &[1, 2, 3, 20, 21])?;
-                let vocab = msg.u64(1, "vocabSize")?;
-                let size = msg.u64(2, "embeddingSize")?;
-                push_wp(&mut wps, &msg, 20, "weights", vec![size, vocab], 0)?;
-                push_wp(&mut wps, &msg, 21, "bias", vec![size], 0)?;
-                params = LayerParams::EmbeddingNd {
-                    vocab_size: vocab,
-                    embedding_size: size,
-                    has_bias: msg.bool(3, "hasBias")?,
-                };
+                params = (d.params)(input, output, has_bias, int8);
             }
             160 => {
                 msg = self.read(body, "BatchnormLayerParams", &[1, 5, 6, 10, 15, 16, 17, 18])?;
@@ -774,10 +767,7 @@ impl<'a> Walker<'a> {
                     "SimpleRecurrentLayerParams",
                     &[1, 2, 10, 15, 20, 30, 31, 32, 100],
                 )?;
-                let (i, o) = (
-                    msg.u64(1, "inputVectorSize")?,
-                    msg.u64(2, "outputVectorSize")?,
-                );
+                let (i, o) = msg.rnn_sizes()?;
                 push_wp(&mut wps, &msg, 30, "weightMatrix", vec![o, i], 0)?;
                 push_wp(&mut wps, &msg, 31, "recursionMatrix", vec![o, o], 0)?;
                 push_wp(&mut wps, &msg, 32, "biasVector", vec![o], 0)?;
@@ -797,21 +787,11 @@ impl<'a> Walker<'a> {
                     "GRULayerParams",
                     &[1, 2, 10, 15, 20, 30, 31, 32, 50, 51, 52, 70, 71, 72, 100],
                 )?;
-                let (i, o) = (
-                    msg.u64(1, "inputVectorSize")?,
-                    msg.u64(2, "outputVectorSize")?,
-                );
+                let (i, o) = msg.rnn_sizes()?;
                 for (n, name) in GRU_FIELDS {
                     push_wp(&mut wps, &msg, n, name, rnn_shape(name, i, o), 0)?;
                 }
-                for (k, a) in msg.many(10, "activations")?.into_iter().enumerate() {
-                    self.activation_wps(
-                        a.value.clone(),
-                        &format!("activations[{k}]."),
-                        depth,
-                        &mut extra,
-                    )?;
-                }
+                self.activation_list(&msg, 10, "activations", depth, &mut extra)?;
                 params = LayerParams::Recurrent {
                     input_size: i,
                     output_size: o,
@@ -827,10 +807,7 @@ impl<'a> Walker<'a> {
                     "UniDirectionalLSTMLayerParams"
                 };
                 msg = self.read(body, what, &[1, 2, 10, 11, 15, 20, 100])?;
-                let (i, o) = (
-                    msg.u64(1, "inputVectorSize")?,
-                    msg.u64(2, "outputVectorSize")?,
-                );
+                let (i, o) = msg.rnn_sizes()?;
                 let (has_bias, has_peephole) = match msg.one(15, "params")? {
                     Some(lp) => {
                         deeper(depth, lp.value.start)?;
@@ -868,14 +845,7 @@ impl<'a> Walker<'a> {
                     &[(10, "activations")]
                 };
                 for &(n, name) in groups {
-                    for (k, a) in msg.many(n, name)?.into_iter().enumerate() {
-                        self.activation_wps(
-                            a.value.clone(),
-                            &format!("{name}[{k}]."),
-                            depth,
-                            &mut extra,
-                        )?;
-                    }
+                    self.activation_list(&msg, n, name, depth, &mut extra)?;
                 }
                 params = LayerParams::Recurrent {
                     input_size: i,
@@ -929,12 +899,7 @@ impl<'a> Walker<'a> {
             500 => {
                 msg = self.read(body, "CustomLayerParams", &[10, 20, 30, 40])?;
                 for (k, f) in msg.many(20, "weights")?.into_iter().enumerate() {
-                    wps.push(Wp {
-                        field: f,
-                        name: format!("weights[{k}]"),
-                        shape: Vec::new(),
-                        axis: 0,
-                    });
+                    wps.push(Wp::new(f, format!("weights[{k}]"), Vec::new()));
                 }
                 params = LayerParams::Other;
             }
@@ -995,27 +960,33 @@ impl<'a> Walker<'a> {
         for (prefix, m) in &nested {
             for &(n, name) in LSTM_FIELDS {
                 if let Some(f) = m.one(n, name)? {
-                    wps.push(Wp {
-                        field: f,
-                        name: format!("{prefix}{name}"),
-                        shape: rnn_shape(name, i, o),
-                        axis: 0,
-                    });
+                    wps.push(Wp::new(f, format!("{prefix}{name}"), rnn_shape(name, i, o)));
                 }
             }
         }
         for (name, field) in &extra {
-            wps.push(Wp {
-                field,
-                name: name.clone(),
-                shape: Vec::new(),
-                axis: 0,
-            });
+            wps.push(Wp::new(field, name.clone(), Vec::new()));
         }
         self.idx.layers[id].params = params;
         for wp in wps {
             let w = self.weight(id, wp, depth)?;
             self.idx.layers[id].weights.push(w);
+        }
+        Ok(())
+    }
+
+    /// Appends the WeightParams of the repeated ActivationParams field `n` (`name`) of
+    /// `msg`, named `name[k].…`.
+    fn activation_list(
+        &mut self,
+        msg: &Msg,
+        n: u32,
+        name: &str,
+        depth: usize,
+        out: &mut Vec<(String, Field)>,
+    ) -> R<()> {
+        for (k, a) in msg.many(n, name)?.into_iter().enumerate() {
+            self.activation_wps(a.value.clone(), &format!("{name}[{k}]."), depth, out)?;
         }
         Ok(())
     }
@@ -1210,14 +1181,104 @@ fn push_wp<'f>(
 ) -> R<()> {
     if let Some(field) = msg.one(n, name)? {
         wps.push(Wp {
-            field,
-            name: name.to_string(),
-            shape,
             axis,
+            ..Wp::new(field, name.to_string(), shape)
         });
     }
     Ok(())
 }
+
+/// A layer holding one `[out, in]` weight matrix and an `[out]` bias.
+struct Dense {
+    /// The layer's field number in NeuralNetworkLayer.
+    number: u32,
+    /// Its params message and that message's known fields.
+    what: &'static str,
+    known: &'static [u32],
+    /// The fields holding the input and the output size.
+    sizes: ((u32, &'static str), (u32, &'static str)),
+    /// The weights and bias WeightParams fields.
+    weights: u32,
+    bias: u32,
+    /// The hasBias and (if any) int8DynamicQuantize fields.
+    has_bias: (u32, &'static str),
+    int8: Option<(u32, &'static str)>,
+    /// The header from (input size, output size, hasBias, int8DynamicQuantize).
+    params: fn(u64, u64, bool, bool) -> LayerParams,
+}
+
+/// The dense layers: innerProduct, batchedMatmul, embedding, embeddingND.
+const DENSE: [Dense; 4] = [
+    Dense {
+        number: 140,
+        what: "InnerProductLayerParams",
+        known: &[1, 2, 10, 20, 21, 22],
+        sizes: ((1, "inputChannels"), (2, "outputChannels")),
+        weights: 20,
+        bias: 21,
+        has_bias: (10, "hasBias"),
+        int8: Some((22, "int8DynamicQuantize")),
+        params: |input_channels, output_channels, has_bias, int8_dynamic_quantize| {
+            LayerParams::InnerProduct {
+                input_channels,
+                output_channels,
+                has_bias,
+                int8_dynamic_quantize,
+            }
+        },
+    },
+    Dense {
+        number: 1045,
+        what: "BatchedMatMulLayerParams",
+        known: &[1, 2, 5, 6, 7, 8, 9, 10],
+        sizes: (
+            (5, "weightMatrixFirstDimension"),
+            (6, "weightMatrixSecondDimension"),
+        ),
+        weights: 8,
+        bias: 9,
+        has_bias: (7, "hasBias"),
+        int8: Some((10, "int8DynamicQuantize")),
+        params: |first_dim, second_dim, has_bias, int8_dynamic_quantize| {
+            LayerParams::BatchedMatmul {
+                first_dim,
+                second_dim,
+                has_bias,
+                int8_dynamic_quantize,
+            }
+        },
+    },
+    Dense {
+        number: 150,
+        what: "EmbeddingLayerParams",
+        known: &[1, 2, 10, 20, 21],
+        sizes: ((1, "inputDim"), (2, "outputChannels")),
+        weights: 20,
+        bias: 21,
+        has_bias: (10, "hasBias"),
+        int8: None,
+        params: |input_dim, output_channels, has_bias, _| LayerParams::Embedding {
+            input_dim,
+            output_channels,
+            has_bias,
+        },
+    },
+    Dense {
+        number: 1040,
+        what: "EmbeddingNDLayerParams",
+        known: &[1, 2, 3, 20, 21],
+        sizes: ((1, "vocabSize"), (2, "embeddingSize")),
+        weights: 20,
+        bias: 21,
+        has_bias: (3, "hasBias"),
+        int8: None,
+        params: |vocab_size, embedding_size, has_bias, _| LayerParams::EmbeddingNd {
+            vocab_size,
+            embedding_size,
+            has_bias,
+        },
+    },
+];
 
 /// `[∏ dims]` (an empty list gives `[1]`, as coremltools computes it); empty on overflow.
 fn product(dims: &[u64]) -> Vec<u64> {

@@ -201,39 +201,67 @@ pub fn quantization_params(nbits: u8, params: &Params) -> Vec<u8> {
 /// half precision); every other field kept.
 pub fn encode_quantized(original: &[u8], q: &Quantized) -> Result<Vec<u8>, EncodeError> {
     let o = Original::parse(original)?;
-    let mut out = Vec::with_capacity(q.data.len() + 64);
-    if let Params::Half = q.params {
-        put_nonempty(&mut out, FLOAT16_VALUE, Some(&q.data));
-        put_nonempty(&mut out, RAW_VALUE, o.raw_value);
-        put_nonempty(&mut out, INT8_RAW_VALUE, o.int8_raw_value);
-        if let Some(qp) = o.quantization {
-            put_bytes(&mut out, QUANTIZATION, qp);
-        }
+    let (head, tail) = quantized_pieces(&o, q);
+    let mut out = Vec::with_capacity(head.len() + q.data.len() + tail.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&q.data);
+    out.extend_from_slice(&tail);
+    Ok(out)
+}
+
+/// [`encode_quantized`]'s body as the pieces around the payload: the body is `head`, then
+/// `q.data`, then `tail`, so that a caller can hand the payload on without copying it.
+pub fn quantized_pieces(o: &Original<'_>, q: &Quantized) -> (Vec<u8>, Vec<u8>) {
+    let half = matches!(q.params, Params::Half);
+    let mut head = Vec::with_capacity(16);
+    let mut tail = Vec::new();
+    let payload_field = if half {
+        FLOAT16_VALUE
     } else {
-        put_nonempty(&mut out, FLOAT16_VALUE, o.float16_value);
-        put_nonempty(&mut out, RAW_VALUE, Some(&q.data));
-        put_nonempty(&mut out, INT8_RAW_VALUE, o.int8_raw_value);
+        put_nonempty(&mut head, FLOAT16_VALUE, o.float16_value);
+        RAW_VALUE
+    };
+    if !q.data.is_empty() {
+        put_varint(&mut head, u64::from(payload_field) << 3 | 2);
+        put_varint(&mut head, q.data.len() as u64);
+    }
+    if half {
+        put_nonempty(&mut tail, RAW_VALUE, o.raw_value);
+    }
+    put_nonempty(&mut tail, INT8_RAW_VALUE, o.int8_raw_value);
+    if !half {
         put_bytes(
-            &mut out,
+            &mut tail,
             QUANTIZATION,
             &quantization_params(q.nbits, &q.params),
         );
+    } else if let Some(qp) = o.quantization {
+        put_bytes(&mut tail, QUANTIZATION, qp);
     }
-    put_tail(&mut out, &o);
-    Ok(out)
+    put_tail(&mut tail, o);
+    (head, tail)
 }
 
 /// The new WeightParams body after coremltools' `dequantization` (spec §2.10): floatValue :=
 /// `values`, rawValue cleared, an empty `quantization {}` left behind, other fields kept.
 pub fn encode_dequantized(original: &[u8], values: &[f32]) -> Result<Vec<u8>, EncodeError> {
     let o = Original::parse(original)?;
+    Ok(float_body(&o, values, true))
+}
+
+/// A float32 WeightParams body: floatValue := `values`, rawValue dropped, the float16Value,
+/// int8RawValue, isUpdatable and unknown fields of `o` kept, and the empty
+/// `quantization {}` that dequantization leaves behind when `empty_quantization` is set.
+pub fn float_body(o: &Original<'_>, values: &[f32], empty_quantization: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * 4 + 16);
     put_packed_f32(&mut out, FLOAT_VALUE, values);
     put_nonempty(&mut out, FLOAT16_VALUE, o.float16_value);
     put_nonempty(&mut out, INT8_RAW_VALUE, o.int8_raw_value);
-    put_bytes(&mut out, QUANTIZATION, &[]);
-    put_tail(&mut out, &o);
-    Ok(out)
+    if empty_quantization {
+        put_bytes(&mut out, QUANTIZATION, &[]);
+    }
+    put_tail(&mut out, o);
+    out
 }
 
 #[cfg(test)]
@@ -342,6 +370,28 @@ mod tests {
             // prost writes the same canonical order (no -0.0 floats at top level here).
             assert_eq!(decoded.encode_to_vec(), out);
             assert!(decoded.float_value.is_empty());
+        }
+    }
+
+    #[test]
+    fn pieces_around_the_payload_make_the_whole_body() {
+        let w = [1.0, -2.0, 0.5, 3.0];
+        for target in [Target::Linear(3), Target::LinearLut(2), Target::Fp16] {
+            let q = quantize(&w, &[4], 0, &target, Dialect::F32).unwrap();
+            for updatable in [false, true] {
+                let mut body = float_body(&w);
+                if updatable {
+                    body.extend([0x90, 0x03, 0x01]);
+                }
+                let o = Original::parse(&body).unwrap();
+                let (head, tail) = quantized_pieces(&o, &q);
+                let joined = [head, q.data.clone(), tail].concat();
+                assert_eq!(joined, encode_quantized(&body, &q).unwrap(), "{target:?}");
+                assert_eq!(
+                    super::float_body(&o, &w, true),
+                    encode_dequantized(&body, &w).unwrap()
+                );
+            }
         }
     }
 

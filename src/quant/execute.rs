@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::encode::{self, Original};
 use super::error::{PlanError, PlanErrorKind, QuantError};
 use super::estimate::{self, Job};
 use super::fusion::{self, FusedValues};
-use super::kernels::{self, Dialect, KernelError, Params, Quantized};
+use super::kernels::{self, Dialect, KernelError, Quantized};
 use super::plan::{LayerDecision, Plan};
-use super::rewrite::{self, put_tag, put_varint, EmitError};
+use super::rewrite::{self, EmitError};
 use super::{write, Target};
 use crate::model::{LayerId, ModelFile, ModelIndex};
 
@@ -164,7 +165,7 @@ fn report(
                 layer: i,
                 name: l.name.clone(),
                 decision: lp.decision.clone(),
-                reason: lp.reason.clone(),
+                reason: lp.reason.to_string(),
                 bytes_before: lp.bytes_before,
                 bytes_after: lp.bytes_after,
             })
@@ -389,81 +390,25 @@ fn produce_job(
     }
 }
 
-fn put_floats(out: &mut Vec<u8>, field: u32, values: &[f32]) {
-    if values.is_empty() {
-        return;
-    }
-    put_tag(out, field, 2);
-    put_varint(out, 4 * values.len() as u64);
-    out.reserve(4 * values.len());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, field: u32, data: &[u8]) {
-    put_tag(out, field, 2);
-    put_varint(out, data.len() as u64);
-    out.extend_from_slice(data);
-}
-
-fn put_updatable(out: &mut Vec<u8>, is_updatable: bool) {
-    if is_updatable {
-        put_tag(out, 50, 0);
-        out.push(1);
-    }
-}
-
-/// A float32 WeightParams body; `empty_quantization` adds the `quantization {}` that
-/// coremltools' dequantization leaves behind.
+/// A float32 WeightParams body holding only `values` (and isUpdatable); see
+/// [`encode::float_body`].
 fn encode_float(values: &[f32], empty_quantization: bool, is_updatable: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * 4 + 16);
-    put_floats(&mut out, 1, values);
-    if empty_quantization {
-        put_bytes(&mut out, 40, &[]);
-    }
-    put_updatable(&mut out, is_updatable);
-    out
+    encode::float_body(&only_updatable(is_updatable), values, empty_quantization)
 }
 
 /// A converted WeightParams body in canonical field order (spec §2.7), as pieces: the
 /// payload is moved, not copied.
 fn encode_quantized(q: Quantized, is_updatable: bool) -> Vec<Vec<u8>> {
-    let mut head = Vec::with_capacity(16);
-    let mut tail = Vec::new();
-    match &q.params {
-        Params::Half => {
-            put_tag(&mut head, 2, 2);
-            put_varint(&mut head, q.data.len() as u64);
-        }
-        params => {
-            if !q.data.is_empty() {
-                put_tag(&mut head, 30, 2);
-                put_varint(&mut head, q.data.len() as u64);
-            }
-            let mut inner = Vec::new();
-            match params {
-                Params::Linear { scale, bias } => {
-                    put_floats(&mut inner, 1, scale);
-                    put_floats(&mut inner, 2, bias);
-                }
-                Params::Lut(table) => put_floats(&mut inner, 1, table),
-                Params::Half => {}
-            }
-            let mut quant = Vec::with_capacity(inner.len() + 8);
-            put_tag(&mut quant, 1, 0);
-            put_varint(&mut quant, u64::from(q.nbits));
-            let member = if matches!(params, Params::Linear { .. }) {
-                101
-            } else {
-                102
-            };
-            put_bytes(&mut quant, member, &inner);
-            put_bytes(&mut tail, 40, &quant);
-        }
-    }
-    put_updatable(&mut tail, is_updatable);
+    let (head, tail) = encode::quantized_pieces(&only_updatable(is_updatable), &q);
     vec![head, q.data, tail]
+}
+
+/// The original WeightParams the writer re-encodes: a float32 tensor, perhaps updatable.
+fn only_updatable(is_updatable: bool) -> Original<'static> {
+    Original {
+        is_updatable,
+        ..Original::default()
+    }
 }
 
 /// Reads weight payloads with positioned reads from the file when it is on disk, so that

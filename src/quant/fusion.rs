@@ -168,24 +168,35 @@ pub fn plan_network(
     };
     let ids = &info.layers;
     let n = ids.len();
+    // Only batchnorm, scale and bias layers are ever absorbed: without one, nothing fuses.
+    let absorbable = |l: &LayerId| {
+        index
+            .layers
+            .get(*l)
+            .is_some_and(|x| matches!(x.layer_type.as_str(), "batchnorm" | "scale" | "bias"))
+    };
+    if !ids.iter().any(absorbable) {
+        return Ok(out);
+    }
     let mut alive = vec![true; n];
-    let mut outs: Vec<Vec<String>> = ids
+    // A layer's current outputs are always some layer's original outputs: borrow them.
+    let mut outs: Vec<&[String]> = ids
         .iter()
-        .map(|&l| index.layers[l].outputs.clone())
+        .map(|&l| index.layers[l].outputs.as_slice())
         .collect();
-    let mut producers: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut producers: HashMap<&str, Vec<usize>> = HashMap::with_capacity(n);
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::with_capacity(n);
     for (i, &l) in ids.iter().enumerate() {
         for o in &index.layers[l].outputs {
-            producers.entry(o.clone()).or_default().push(i);
+            producers.entry(o.as_str()).or_default().push(i);
         }
         for inp in &index.layers[l].inputs {
             consumers.entry(inp.as_str()).or_default().push(i);
         }
     }
-    let unique_consumer = |p: usize, outs: &[Vec<String>], alive: &[bool]| -> Option<usize> {
+    let unique_consumer = |p: usize, outs: &[&[String]], alive: &[bool]| -> Option<usize> {
         let mut found: Option<usize> = None;
-        for blob in &outs[p] {
+        for blob in outs[p] {
             for &c in consumers
                 .get(blob.as_str())
                 .map(Vec::as_slice)
@@ -204,10 +215,14 @@ pub fn plan_network(
         found
     };
     let unique_producer =
-        |c: usize, producers: &HashMap<String, Vec<usize>>, alive: &[bool]| -> Option<usize> {
+        |c: usize, producers: &HashMap<&str, Vec<usize>>, alive: &[bool]| -> Option<usize> {
             let mut found: Option<usize> = None;
             for blob in &index.layers[ids[c]].inputs {
-                for &p in producers.get(blob).map(Vec::as_slice).unwrap_or(&[]) {
+                for &p in producers
+                    .get(blob.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
                     if !alive[p] {
                         continue;
                     }
@@ -305,14 +320,14 @@ pub fn plan_network(
                 }
                 // Fuse: p takes over c's outputs, c disappears.
                 alive[c] = false;
-                for blob in &outs[p] {
-                    if let Some(v) = producers.get_mut(blob) {
+                for blob in outs[p] {
+                    if let Some(v) = producers.get_mut(blob.as_str()) {
                         v.retain(|&x| x != p);
                     }
                 }
-                let new_outs = outs[c].clone();
-                for blob in &new_outs {
-                    if let Some(v) = producers.get_mut(blob) {
+                let new_outs = outs[c];
+                for blob in new_outs {
+                    if let Some(v) = producers.get_mut(blob.as_str()) {
                         for x in v.iter_mut() {
                             if *x == c {
                                 *x = p;
@@ -330,7 +345,7 @@ pub fn plan_network(
                     consumer: ids[c],
                     kind,
                 });
-                rec.outputs = outs[p].clone();
+                rec.outputs = outs[p].to_vec();
                 if kind_of_producer != 2
                     && !state.has_bias
                     && (kind != FusionKind::Scale || scale_has_bias(index, ids[c]))

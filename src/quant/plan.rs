@@ -6,14 +6,17 @@
 //! per-layer-type table of tensors that get converted. On top of that it applies coremlq's
 //! own settings: `skip_layers` globs and per-layer `overrides` (mixed precision).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use super::error::{PlanError, PlanErrorKind};
 use super::fusion::{self, FusedProducer, FusionKind};
 use super::kernels::ChannelView;
 use super::select;
-use super::settings::{Choice, Mode, Override, Settings};
+use super::settings::{Choice, Mode, Settings};
 use super::Target;
 use crate::model::{
     LayerId, LayerInfo, LayerParams, ModelId, ModelIndex, NetworkId, Storage, WeightInfo,
@@ -62,11 +65,116 @@ pub struct LayerPlan {
     pub decision: LayerDecision,
     /// Why, in a few words (`overrides."conv*"`, `selector: skip_layer_types contains "bias"`,
     /// `fused into conv1 (batchnorm)`, …).
-    pub reason: String,
+    pub reason: Reason,
     /// Serialized size of its WeightParams before.
     pub bytes_before: u64,
     /// Serialized size of its WeightParams after (0 for a fused-away layer).
     pub bytes_after: u64,
+}
+
+/// Why a layer or tensor gets its decision, in a few words. Cheap to build and to clone:
+/// fixed text is static, and the text of a rule (`linear 4-bit (overrides "conv*")`) is
+/// built once per plan and shared by every layer and tensor it decides.
+#[derive(Clone, Default)]
+pub struct Reason(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Static("")
+    }
+}
+
+impl Reason {
+    /// A reason with fixed text.
+    pub const fn fixed(text: &'static str) -> Reason {
+        Reason(Repr::Static(text))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&'static str> for Reason {
+    fn from(text: &'static str) -> Reason {
+        Reason::fixed(text)
+    }
+}
+
+impl From<String> for Reason {
+    fn from(text: String) -> Reason {
+        Reason(Repr::Shared(Arc::from(text)))
+    }
+}
+
+impl From<Cow<'static, str>> for Reason {
+    fn from(text: Cow<'static, str>) -> Reason {
+        match text {
+            Cow::Borrowed(s) => Reason::fixed(s),
+            Cow::Owned(s) => Reason::from(s),
+        }
+    }
+}
+
+impl From<Reason> for String {
+    fn from(r: Reason) -> String {
+        r.as_str().to_owned()
+    }
+}
+
+impl PartialEq for Reason {
+    fn eq(&self, other: &Reason) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Reason {}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Reason {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 /// A layer's fate.
@@ -92,7 +200,7 @@ pub struct TensorPlan {
     /// Whether its values are rewritten by a layer fusion before the action.
     pub fused: bool,
     /// Why, in a few words.
-    pub reason: String,
+    pub reason: Reason,
     /// Quantization channels (linear modes; 1 otherwise).
     pub channels: u64,
     /// Serialized size of the WeightParams before (without its field tag and length).
@@ -204,7 +312,7 @@ pub fn validate_settings(settings: &Settings) -> Result<(), PlanError> {
     settings.default.target().map_err(PlanError::new)?;
     for o in &settings.overrides {
         if !o.skip {
-            merged_choice(&settings.default, o)
+            o.choice(&settings.default)
                 .target()
                 .map_err(|k| PlanError::new(k).at(format!("override {:?}", o.pattern)))?;
         }
@@ -212,26 +320,33 @@ pub fn validate_settings(settings: &Settings) -> Result<(), PlanError> {
     select::validate(&settings.selector)
 }
 
-fn merged_choice(default: &Choice, o: &Override) -> Choice {
-    Choice {
-        nbits: o.nbits.unwrap_or(default.nbits),
-        mode: o.mode.unwrap_or(default.mode),
-        lut: o.lut.clone().or_else(|| default.lut.clone()),
-    }
-}
-
-/// What decides a layer's target.
-enum LayerRule {
-    Skip(String),
-    Target(Target, String),
+/// What decides a layer's target (indices into the settings' lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Skipped by `skip_layers[i]`.
+    SkipLayers(usize),
+    /// `overrides[i]`, either `skip` or a target.
+    Override(usize),
+    /// The model-wide choice.
+    Default,
 }
 
 struct Builder<'a> {
     index: &'a ModelIndex,
     settings: &'a Settings,
     default_target: Target,
+    /// `<target> (default)`.
+    default_reason: Reason,
     /// Override targets, parallel to `settings.overrides` (None for `skip`).
     override_targets: Vec<Option<Target>>,
+    /// `<target> (overrides "p")` or `overrides "p": skip`, parallel to the overrides.
+    override_reasons: Vec<Reason>,
+    /// Whether each override pattern is a glob, parallel to the overrides.
+    override_globs: Vec<bool>,
+    /// `skip_layers "p"`, parallel to `settings.skip_layers`.
+    skip_reasons: Vec<Reason>,
+    /// Each layer's rule, computed once.
+    rules: Vec<Option<Rule>>,
     plan: Plan,
     /// Blobs consumed per model, by network (for the "do not fuse across" check).
     consumed_by: HashMap<ModelId, HashMap<&'a str, HashSet<NetworkId>>>,
@@ -250,7 +365,7 @@ pub fn build(index: &ModelIndex, settings: &Settings) -> Result<Plan, PlanError>
             None
         } else {
             Some(
-                merged_choice(&settings.default, o).target().map_err(|k| {
+                o.choice(&settings.default).target().map_err(|k| {
                     err_in(PlanError::new(k).at(format!("override {:?}", o.pattern)))
                 })?,
             )
@@ -271,11 +386,38 @@ pub fn build(index: &ModelIndex, settings: &Settings) -> Result<Plan, PlanError>
     }
     select::validate(&settings.selector).map_err(err_in)?;
 
+    let default_reason = Reason::from(format!("{} (default)", default_target.describe()));
+    let override_reasons = settings
+        .overrides
+        .iter()
+        .zip(&override_targets)
+        .map(|(o, t)| {
+            Reason::from(match t {
+                None => format!("overrides {:?}: skip", o.pattern),
+                Some(t) => format!("{} (overrides {:?})", t.describe(), o.pattern),
+            })
+        })
+        .collect();
+    let override_globs = settings
+        .overrides
+        .iter()
+        .map(|o| select::is_glob(&o.pattern))
+        .collect();
+    let skip_reasons = settings
+        .skip_layers
+        .iter()
+        .map(|p| Reason::from(format!("skip_layers {p:?}")))
+        .collect();
     let mut b = Builder {
         index,
         settings,
         default_target,
+        default_reason,
         override_targets,
+        override_reasons,
+        override_globs,
+        skip_reasons,
+        rules: vec![None; index.layers.len()],
         plan: Plan {
             bytes_before: index.file_bytes,
             weight_bytes_before: index.weight_bytes(),
@@ -311,7 +453,7 @@ impl<'a> Builder<'a> {
                 } else {
                     LayerDecision::Skip
                 },
-                reason: "not reached by the walk".into(),
+                reason: Reason::fixed("not reached by the walk"),
                 bytes_before: 0,
                 bytes_after: 0,
             })
@@ -322,7 +464,7 @@ impl<'a> Builder<'a> {
             .map(|w| TensorPlan {
                 action: TensorAction::Keep,
                 fused: false,
-                reason: "layer not quantized".into(),
+                reason: Reason::fixed("layer not quantized"),
                 channels: 1,
                 bytes_before: w.bytes(),
                 bytes_after: w.bytes(),
@@ -387,18 +529,39 @@ impl<'a> Builder<'a> {
             .any(|t| *t != Target::Fp16)
     }
 
-    fn rule_for(&self, layer: &LayerInfo) -> LayerRule {
-        for pat in &self.settings.skip_layers {
-            if select::glob_match(pat, &layer.name) {
-                return LayerRule::Skip(format!("skip_layers {pat:?}"));
-            }
+    /// The rule deciding layer `l` (cached: fusion planning and the walk both ask).
+    fn rule(&mut self, l: LayerId) -> Rule {
+        if let Some(Some(r)) = self.rules.get(l) {
+            return *r;
+        }
+        let r = self.compute_rule(&self.index.layers[l]);
+        if let Some(slot) = self.rules.get_mut(l) {
+            *slot = Some(r);
+        }
+        r
+    }
+
+    fn compute_rule(&self, layer: &LayerInfo) -> Rule {
+        let name = layer.name.as_str();
+        if let Some(i) = self
+            .settings
+            .skip_layers
+            .iter()
+            .position(|pat| select::glob_match(pat, name))
+        {
+            return Rule::SkipLayers(i);
         }
         // Exact name beats any pattern; among patterns the longest wins (first on ties).
         let mut best: Option<(usize, bool, usize)> = None; // (override index, exact, len)
-        for (i, o) in self.settings.overrides.iter().enumerate() {
-            let exact = o.pattern == layer.name;
-            let hit = exact
-                || (select::is_glob(&o.pattern) && select::glob_match(&o.pattern, &layer.name));
+        for (i, (o, &glob)) in self
+            .settings
+            .overrides
+            .iter()
+            .zip(&self.override_globs)
+            .enumerate()
+        {
+            let exact = o.pattern == name;
+            let hit = exact || (glob && select::glob_match(&o.pattern, name));
             if !hit {
                 continue;
             }
@@ -413,14 +576,23 @@ impl<'a> Builder<'a> {
             }
         }
         match best {
-            Some((i, _, _)) => {
-                let pat = &self.settings.overrides[i].pattern;
+            Some((i, _, _)) => Rule::Override(i),
+            None => Rule::Default,
+        }
+    }
+
+    /// The target and reason of a rule; `Err` with the reason when it skips the layer.
+    fn rule_target(&self, rule: Rule) -> Result<(Target, Reason), Reason> {
+        match rule {
+            Rule::SkipLayers(i) => Err(self.skip_reasons.get(i).cloned().unwrap_or_default()),
+            Rule::Override(i) => {
+                let reason = self.override_reasons.get(i).cloned().unwrap_or_default();
                 match self.override_targets.get(i).cloned().flatten() {
-                    None => LayerRule::Skip(format!("overrides {pat:?}: skip")),
-                    Some(t) => LayerRule::Target(t, format!("overrides {pat:?}")),
+                    None => Err(reason),
+                    Some(t) => Ok((t, reason)),
                 }
             }
-            None => LayerRule::Target(self.default_target.clone(), "default".into()),
+            Rule::Default => Ok((self.default_target.clone(), self.default_reason.clone())),
         }
     }
 
@@ -452,7 +624,10 @@ impl<'a> Builder<'a> {
             let excluded: Vec<bool> = if may_skip {
                 info.layers
                     .iter()
-                    .map(|&l| matches!(self.rule_for(&index.layers[l]), LayerRule::Skip(_)))
+                    .map(|&l| {
+                        let rule = self.rule(l);
+                        self.rule_target(rule).is_err()
+                    })
                     .collect()
             } else {
                 vec![false; info.layers.len()]
@@ -463,11 +638,11 @@ impl<'a> Builder<'a> {
                 for step in &fp.steps {
                     let lp = &mut self.plan.layers[step.consumer];
                     lp.decision = LayerDecision::FusedInto(fp.layer);
-                    lp.reason = format!(
+                    lp.reason = Reason::from(format!(
                         "fused into {} ({})",
                         index.layers[fp.layer].name,
                         step.kind.describe()
-                    );
+                    ));
                     for &w in &index.layers[step.consumer].weights {
                         let tp = &mut self.plan.tensors[w];
                         tp.action = TensorAction::Delete;
@@ -531,12 +706,12 @@ impl<'a> Builder<'a> {
         let ty = layer.layer_type.as_str();
         let has_weights = !layer.weights.is_empty();
         let fused = self.plan.fusion_of(l).map(|f| f.describe(index));
-        let with_fused = |reason: String| match &fused {
-            Some(f) => format!("{reason}; {f}"),
+        let with_fused = |reason: Reason| match &fused {
+            Some(f) => Reason::from(format!("{reason}; {f}")),
             None => reason,
         };
         if select::NEVER_CONVERTED_TYPES.contains(&ty) && has_weights {
-            let reason = "coremltools never converts these".to_string();
+            let reason = Reason::fixed("coremltools never converts these");
             self.plan.layers[l].decision = LayerDecision::NotQuantizable;
             self.plan.layers[l].reason = reason.clone();
             for &w in &layer.weights {
@@ -544,21 +719,21 @@ impl<'a> Builder<'a> {
             }
             return Ok(());
         }
-        let rule = self.rule_for(layer);
-        let (target, why) = match rule {
-            LayerRule::Skip(reason) => {
+        let rule = self.rule(l);
+        let (target, why) = match self.rule_target(rule) {
+            Err(reason) => {
                 self.skip_layer(l, with_fused(reason));
                 return Ok(());
             }
-            LayerRule::Target(t, why) => (t, why),
+            Ok(t) => t,
         };
         if let Err(reason) = select::select_layer(&self.settings.selector, layer) {
-            self.skip_layer(l, with_fused(reason));
+            self.skip_layer(l, with_fused(Reason::from(reason)));
             return Ok(());
         }
         if ty == "branch" || ty == "loop" {
             self.plan.layers[l].decision = LayerDecision::NoWeights;
-            self.plan.layers[l].reason = "nested networks processed".into();
+            self.plan.layers[l].reason = Reason::fixed("nested networks processed");
             for &child in &layer.children {
                 self.visit_network(child)?;
             }
@@ -566,11 +741,11 @@ impl<'a> Builder<'a> {
         }
         if !has_weights && self.plan.fusion_of(l).is_none() {
             self.plan.layers[l].decision = LayerDecision::NoWeights;
-            self.plan.layers[l].reason = "holds no weights".into();
+            self.plan.layers[l].reason = Reason::fixed("holds no weights");
             return Ok(());
         }
         self.plan.layers[l].decision = LayerDecision::Quantize(target.clone());
-        self.plan.layers[l].reason = with_fused(format!("{} ({why})", target.describe()));
+        self.plan.layers[l].reason = with_fused(why.clone());
         let bias_selected = select::select_bias(&self.settings.selector);
         if let Some(&fi) = self.plan.fusion_index.get(&l) {
             if let Some(cb) = self.plan.fusions[fi].created_bias.as_mut() {
@@ -588,7 +763,7 @@ impl<'a> Builder<'a> {
             let tp_reason;
             let action = match processed {
                 Err(reason) => {
-                    tp_reason = reason;
+                    tp_reason = Reason::fixed(reason);
                     TensorAction::Keep
                 }
                 Ok(()) => match tensor_action(info, &target, fused_values) {
@@ -596,7 +771,7 @@ impl<'a> Builder<'a> {
                         check_shape(info, &target, fused_values).map_err(|k| {
                             PlanError::new(k).at(format!("layer {:?} {}", layer.name, info.field))
                         })?;
-                        tp_reason = format!("{} ({why})", target.describe());
+                        tp_reason = why.clone();
                         TensorAction::Convert(target.clone())
                     }
                     Err(reason) => {
@@ -612,7 +787,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn skip_layer(&mut self, l: LayerId, reason: String) {
+    fn skip_layer(&mut self, l: LayerId, reason: Reason) {
         let layer = &self.index.layers[l];
         let lp = &mut self.plan.layers[l];
         lp.decision = if layer.weights.is_empty() && !self.plan.fusion_index.contains_key(&l) {
@@ -620,10 +795,10 @@ impl<'a> Builder<'a> {
         } else {
             LayerDecision::Skip
         };
-        lp.reason = reason.clone();
         for &w in &layer.weights {
             self.plan.tensors[w].reason = reason.clone();
         }
+        lp.reason = reason;
     }
 
     fn finish(&mut self) {
@@ -678,17 +853,23 @@ fn processes(
     field: &str,
     bias_selected: bool,
     fusion: Option<&FusedProducer>,
-) -> Result<(), String> {
-    let leaf = field.rsplit('.').next().unwrap_or(field);
+) -> Result<(), &'static str> {
+    // Fields are short: a byte scan beats the general substring search.
+    let leaf = field
+        .as_bytes()
+        .iter()
+        .rposition(|&b| b == b'.')
+        .and_then(|i| field.get(i + 1..))
+        .unwrap_or(field);
     let created = fusion.is_some_and(|f| f.created_bias.is_some());
     match (&layer.params, leaf) {
         (LayerParams::Convolution { has_bias, .. }, "bias")
         | (LayerParams::InnerProduct { has_bias, .. }, "bias")
         | (LayerParams::BatchedMatmul { has_bias, .. }, "bias") => {
             if !(*has_bias || created) {
-                Err("hasBias is false".into())
+                Err("hasBias is false")
             } else if !bias_selected {
-                Err("selector: skip_layer_types contains \"bias\"".into())
+                Err("selector: skip_layer_types contains \"bias\"")
             } else {
                 Ok(())
             }
@@ -699,11 +880,11 @@ fn processes(
             if *has_bias {
                 Ok(())
             } else {
-                Err("hasBias is false".into())
+                Err("hasBias is false")
             }
         }
         (LayerParams::Recurrent { .. }, _) if field.starts_with("activation") => {
-            Err("coremltools never converts activation parameters".into())
+            Err("coremltools never converts activation parameters")
         }
         (
             LayerParams::Recurrent { has_bias, .. },
@@ -712,23 +893,23 @@ fn processes(
             if *has_bias {
                 Ok(())
             } else {
-                Err("hasBiasVectors is false".into())
+                Err("hasBiasVectors is false")
             }
         }
         (LayerParams::Recurrent { has_peephole, .. }, l) if l.ends_with("PeepholeVector") => {
             if *has_peephole {
                 Ok(())
             } else {
-                Err("hasPeepholeVectors is false".into())
+                Err("hasPeepholeVectors is false")
             }
         }
-        (LayerParams::Other, _) => Err("coremltools never converts these".into()),
+        (LayerParams::Other, _) => Err("coremltools never converts these"),
         _ => Ok(()),
     }
 }
 
 /// Whether a processed tensor is converted, given its storage (§2.7 step 2, §2.10).
-fn tensor_action(info: &WeightInfo, target: &Target, fused: bool) -> Result<(), String> {
+fn tensor_action(info: &WeightInfo, target: &Target, fused: bool) -> Result<(), Reason> {
     if fused {
         return if *target == Target::Dequantize {
             Err("fused values are float32".into())
@@ -751,7 +932,7 @@ fn tensor_action(info: &WeightInfo, target: &Target, fused: bool) -> Result<(), 
         (Storage::Empty, _) => Err("no values (absent or dynamic)".into()),
         (Storage::Float16, _) => Err("already float16".into()),
         (Storage::Linear { nbits } | Storage::Lut { nbits }, _) => {
-            Err(format!("already {nbits}-bit quantized"))
+            Err(Reason::from(format!("already {nbits}-bit quantized")))
         }
         (Storage::Int8, _) => Err("already int8".into()),
         (Storage::Mixed, _) => Err("several storage fields are set; left as is".into()),

@@ -1,6 +1,8 @@
 //! coremltools' layer selectors (§2.8 of the spec) and the name globs of `skip_layers` and
 //! `overrides`.
 
+use std::borrow::Cow;
+
 use super::error::{PlanError, PlanErrorKind};
 use super::settings::Selector;
 use crate::model::{LayerInfo, LayerParams};
@@ -57,13 +59,13 @@ pub fn validate(selector: &Selector) -> Result<(), PlanError> {
 }
 
 /// The answer of `selector.do_quantize(layer)`: `Ok(())` to quantize, or the reason not to.
-pub fn select_layer(selector: &Selector, layer: &LayerInfo) -> Result<(), String> {
+pub fn select_layer(selector: &Selector, layer: &LayerInfo) -> Result<(), Cow<'static, str>> {
     let ty = layer.layer_type.as_str();
     if !QUANTIZABLE_TYPES.contains(&ty) {
-        return Err(format!(
+        return Err(Cow::Owned(format!(
             "selector: {} layers are not quantized",
             display_type(ty)
-        ));
+        )));
     }
     let Selector::Advanced {
         skip_layer_types,
@@ -74,7 +76,9 @@ pub fn select_layer(selector: &Selector, layer: &LayerInfo) -> Result<(), String
         return Ok(());
     };
     if skip_layer_types.iter().any(|t| t == ty) {
-        return Err(format!("selector: skip_layer_types contains {ty:?}"));
+        return Err(Cow::Owned(format!(
+            "selector: skip_layer_types contains {ty:?}"
+        )));
     }
     if let LayerParams::Convolution {
         output_channels,
@@ -86,7 +90,9 @@ pub fn select_layer(selector: &Selector, layer: &LayerInfo) -> Result<(), String
     {
         let kc = *kernel_channels;
         if skip_layer_types.iter().any(|t| t == "depthwiseConv") && kc == 1 && *n_groups > 1 {
-            return Err("selector: skip_layer_types contains \"depthwiseConv\"".into());
+            return Err(Cow::Borrowed(
+                "selector: skip_layer_types contains \"depthwiseConv\"",
+            ));
         }
         let kh = kernel_size.first().copied().unwrap_or(3);
         let kw = kernel_size.get(1).copied().unwrap_or(3);
@@ -95,14 +101,14 @@ pub fn select_layer(selector: &Selector, layer: &LayerInfo) -> Result<(), String
             .saturating_mul(kh)
             .saturating_mul(kw);
         if kc < *minimum_conv_kernel_channels {
-            return Err(format!(
+            return Err(Cow::Owned(format!(
                 "selector: {kc} kernel channels < minimum_conv_kernel_channels {minimum_conv_kernel_channels}"
-            ));
+            )));
         }
         if count < *minimum_conv_weight_count {
-            return Err(format!(
+            return Err(Cow::Owned(format!(
                 "selector: {count} weights < minimum_conv_weight_count {minimum_conv_weight_count}"
-            ));
+            )));
         }
     }
     Ok(())
@@ -128,6 +134,19 @@ fn display_type(ty: &str) -> &str {
 
 /// Whether `name` matches a glob `pattern` with `*` (any run) and `?` (one character).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    // Fast rejection on the literal text before the first wildcard.
+    let lit = pattern
+        .as_bytes()
+        .iter()
+        .position(|&b| b == b'*' || b == b'?')
+        .unwrap_or(pattern.len());
+    let prefix = pattern.as_bytes().get(..lit).unwrap_or_default();
+    if !name.as_bytes().starts_with(prefix) {
+        return false;
+    }
+    if lit == pattern.len() {
+        return name.len() == pattern.len();
+    }
     if pattern.is_ascii() && name.is_ascii() {
         // The common case, without allocating.
         return glob(pattern.as_bytes(), name.as_bytes(), b'*', b'?');

@@ -113,6 +113,31 @@ pub struct Override {
     pub lut: Option<Arc<[f32]>>,
 }
 
+impl Override {
+    /// Whether an override whose own nbits are `nbits` takes the model-wide mode when it
+    /// writes none. Not with nbits 16: that means float16 whatever mode it would inherit
+    /// (every mode is ignored at 16 bits); only a `linear_symmetric` written in the same
+    /// object as nbits 16 is refused, as coremltools does.
+    pub fn inherits_mode(nbits: Option<u8>) -> bool {
+        nbits != Some(16)
+    }
+
+    /// The choice this override makes: its own pieces, the rest from `default` (see
+    /// [`Override::inherits_mode`]).
+    pub fn choice(&self, default: &Choice) -> Choice {
+        let mode = match self.mode {
+            Some(m) => m,
+            None if Self::inherits_mode(self.nbits) => default.mode,
+            None => Mode::Linear,
+        };
+        Choice {
+            nbits: self.nbits.unwrap_or(default.nbits),
+            mode,
+            lut: self.lut.clone().or_else(|| default.lut.clone()),
+        }
+    }
+}
+
 /// Everything that decides a plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -126,4 +151,44 @@ pub struct Settings {
     pub overrides: Vec<Override>,
     /// Apply coremltools' pre-quantization layer fusion (bugs fixed).
     pub fuse_layers: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choice(nbits: u8, mode: Mode) -> Choice {
+        Choice {
+            nbits,
+            mode,
+            lut: None,
+        }
+    }
+
+    fn ov(nbits: Option<u8>, mode: Option<Mode>) -> Override {
+        Override {
+            pattern: "x".into(),
+            skip: false,
+            nbits,
+            mode,
+            lut: None,
+        }
+    }
+
+    #[test]
+    fn nbits_16_without_a_mode_is_float16_whatever_is_inherited() {
+        for top in Mode::ALL {
+            let c = ov(Some(16), None).choice(&choice(8, top));
+            assert_eq!(c, choice(16, Mode::Linear), "{top:?}");
+        }
+        let written = ov(Some(16), Some(Mode::LinearSymmetric));
+        assert_eq!(
+            written.choice(&choice(8, Mode::Linear)),
+            choice(16, Mode::LinearSymmetric)
+        );
+        let inherited_nbits = ov(None, None).choice(&choice(16, Mode::LinearSymmetric));
+        assert_eq!(inherited_nbits, choice(16, Mode::LinearSymmetric));
+        let other = ov(Some(4), None).choice(&choice(8, Mode::KmeansLut));
+        assert_eq!(other, choice(4, Mode::KmeansLut));
+    }
 }

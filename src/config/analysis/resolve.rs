@@ -113,21 +113,28 @@ pub(super) fn plan(
 
 /// Entries that name only layers deleted by fusion.
 fn fused_entries(v: &Values<'_>, index: &ModelIndex, plan: &Plan, out: &mut Vec<Diagnostic>) {
+    if plan.fusions.is_empty() {
+        return;
+    }
     let entries = v.skip_layers.iter().map(|(p, r)| (p.as_str(), *r)).chain(
         v.entries
             .iter()
             .map(|e| (e.member.key.name.as_str(), e.member.key.range)),
     );
     for (pattern, range) in entries {
-        let matched: Vec<LayerId> = matching(index, pattern);
+        // Every matched layer must be fused away: stop at the first one that is not.
         let mut into = Vec::new();
-        for &l in &matched {
+        let mut all_fused = true;
+        for l in matching(index, pattern) {
             match plan.layers.get(l).map(|p| &p.decision) {
                 Some(LayerDecision::FusedInto(p)) => into.push((l, *p)),
-                _ => break,
+                _ => {
+                    all_fused = false;
+                    break;
+                }
             }
         }
-        if matched.is_empty() || into.len() != matched.len() {
+        if into.is_empty() || !all_fused {
             continue;
         }
         let pairs: Vec<String> = into
@@ -151,15 +158,14 @@ fn name(index: &ModelIndex, l: LayerId) -> &str {
     index.layers.get(l).map_or("?", |x| x.name.as_str())
 }
 
-fn matching(index: &ModelIndex, pattern: &str) -> Vec<LayerId> {
+fn matching<'a>(index: &'a ModelIndex, pattern: &'a str) -> impl Iterator<Item = LayerId> + 'a {
     let glob = is_glob(pattern);
     index
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.name == pattern || (glob && glob_match(pattern, &l.name)))
+        .filter(move |(_, l)| l.name == pattern || (glob && glob_match(pattern, &l.name)))
         .map(|(i, _)| i)
-        .collect()
 }
 
 /// The `layers` entry that decides a layer: an exact name beats a pattern, the longest

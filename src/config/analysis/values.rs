@@ -9,6 +9,7 @@ use crate::config::diagnostic::{Code, Diagnostic, Fix};
 use crate::config::schema::{self, KMEANS_ALIAS, NBITS};
 use crate::config::suggest::closest;
 use crate::config::syntax::{Member, TextRange, Value};
+use crate::quant::settings::Override;
 use crate::quant::Mode;
 
 /// A checked value and the member it came from.
@@ -125,9 +126,14 @@ fn entry<'p>(e: &EntryFields<'p>, top: &Values<'p>, out: &mut Vec<Diagnostic>) -
         mode: ev.mode.is_some(),
         lut: ev.lut.is_some(),
     };
+    // The engine's inheritance rule: an entry with its own nbits 16 and no mode is float16.
+    let inherited_mode = top
+        .mode
+        .as_ref()
+        .filter(|_| Override::inherits_mode(ev.nbits.as_ref().map(|n| n.value)));
     let choice = Choice {
         nbits: ev.nbits.as_ref().or(top.nbits.as_ref()),
-        mode: ev.mode.as_ref().or(top.mode.as_ref()),
+        mode: ev.mode.as_ref().or(inherited_mode),
         lut: ev.lut.as_ref().or(top.lut.as_ref()),
         lut_given: e.lut.is_some() || top.lut_given,
     };

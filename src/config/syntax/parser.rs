@@ -10,6 +10,43 @@ use super::tree::{
 /// Deeper nesting is skipped as one error node (keeps the stack bounded on any input).
 const MAX_DEPTH: usize = 64;
 
+/// One kind of container, `{…}` or `[…]`: its closer, the other closer, and the messages
+/// of its mistakes.
+struct Container {
+    close: TokenKind,
+    other: TokenKind,
+    unclosed: K,
+    unclosed_msg: &'static str,
+    /// Whether a token starts another item (then a missing `,` is reported as such).
+    starts_item: fn(TokenKind) -> bool,
+    between_msg: &'static str,
+    comma_or_close_msg: &'static str,
+    /// What follows "unexpected `x`" for a token that cannot start an item.
+    unexpected: &'static str,
+}
+
+const OBJECT: Container = Container {
+    close: TokenKind::RBrace,
+    other: TokenKind::RBracket,
+    unclosed: K::MissingBrace,
+    unclosed_msg: "object is not closed: missing `}`",
+    starts_item: |k| matches!(k, TokenKind::String { .. } | TokenKind::Word),
+    between_msg: "expected `,` between members",
+    comma_or_close_msg: "expected `,` or `}`",
+    unexpected: ": expected a key",
+};
+
+const ARRAY: Container = Container {
+    close: TokenKind::RBracket,
+    other: TokenKind::RBrace,
+    unclosed: K::MissingBracket,
+    unclosed_msg: "array is not closed: missing `]`",
+    starts_item: Parser::starts_value,
+    between_msg: "expected `,` between elements",
+    comma_or_close_msg: "expected `,` or `]`",
+    unexpected: " in an array",
+};
+
 /// Parses a config text. Never fails; see [`Parse::errors`].
 pub fn parse(text: &str) -> Parse {
     let mut errors = Vec::new();
@@ -206,79 +243,82 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Value {
-        let open = self.bump();
         let mut obj = Object::default();
-        self.closers.push(TokenKind::RBrace);
+        let (range, closed) = self.container(&OBJECT, |p, t| match t.kind {
+            // A stray `,` is reported like any other token that cannot start a member.
+            TokenKind::String { .. } | TokenKind::Word | TokenKind::Colon => {
+                let member = p.member(depth);
+                obj.members.push(member);
+                Some(true)
+            }
+            TokenKind::LBrace | TokenKind::LBracket | TokenKind::Number => {
+                p.error(K::MissingKey, t.range, "expected a key in double quotes");
+                let _ = p.value(depth + 1);
+                Some(true)
+            }
+            _ => None,
+        });
+        obj.closed = closed;
+        Value {
+            range,
+            kind: ValueKind::Object(obj),
+        }
+    }
+
+    /// Parses the `{…}` or `[…]` starting at the next token: `item` parses what starts at the
+    /// token it is given and returns whether a separator must follow, or `None` when the
+    /// token cannot start an item (it is then skipped with an error). Returns the
+    /// container's range and whether its closer is present.
+    fn container(
+        &mut self,
+        c: &Container,
+        mut item: impl FnMut(&mut Self, Token) -> Option<bool>,
+    ) -> (TextRange, bool) {
+        let open = self.bump();
+        let mut closed = false;
+        self.closers.push(c.close);
         loop {
             let t = self.peek();
-            match t.kind {
-                TokenKind::RBrace => {
+            if t.kind == c.close {
+                self.bump();
+                closed = true;
+                break;
+            }
+            if t.kind == TokenKind::Eof || (t.kind == c.other && self.closes_outer(c.other)) {
+                let at = self.prev_end();
+                self.error(c.unclosed, TextRange::empty(at), c.unclosed_msg);
+                break;
+            }
+            match item(self, t) {
+                Some(true) => {}
+                Some(false) => continue,
+                None => {
                     self.bump();
-                    obj.closed = true;
-                    break;
-                }
-                TokenKind::Eof | TokenKind::RBracket
-                    if t.kind == TokenKind::Eof || self.closes_outer(TokenKind::RBracket) =>
-                {
-                    let at = self.prev_end();
-                    self.error(
-                        K::MissingBrace,
-                        TextRange::empty(at),
-                        "object is not closed: missing `}`",
-                    );
-                    break;
-                }
-                TokenKind::Comma => {
-                    self.bump();
-                    self.error(
-                        K::UnexpectedToken,
-                        t.range,
-                        "unexpected `,`: expected a key",
-                    );
-                    continue;
-                }
-                TokenKind::String { .. } | TokenKind::Word | TokenKind::Colon => {
-                    let member = self.member(depth);
-                    obj.members.push(member);
-                }
-                TokenKind::LBrace | TokenKind::LBracket | TokenKind::Number => {
-                    self.error(K::MissingKey, t.range, "expected a key in double quotes");
-                    let _ = self.value(depth + 1);
-                }
-                _ => {
-                    self.bump();
-                    let msg = format!("unexpected `{}`: expected a key", self.slice(t.range));
+                    let msg = format!("unexpected `{}`{}", self.slice(t.range), c.unexpected);
                     self.error(K::UnexpectedToken, t.range, msg);
                     continue;
                 }
             }
-            // After a member: `,`, `}`, or a recoverable mistake.
-            let t = self.peek();
-            match t.kind {
+            // After an item: `,`, the closer, or a recoverable mistake.
+            match self.peek().kind {
                 TokenKind::Comma => {
                     self.bump();
                 }
-                TokenKind::RBrace | TokenKind::RBracket | TokenKind::Eof => {}
-                TokenKind::String { .. } | TokenKind::Word => {
+                k if k == c.close || k == c.other || k == TokenKind::Eof => {}
+                k => {
+                    let msg = if (c.starts_item)(k) {
+                        c.between_msg
+                    } else {
+                        c.comma_or_close_msg
+                    };
                     let at = self.prev_end();
-                    self.error(
-                        K::MissingComma,
-                        TextRange::empty(at),
-                        "expected `,` between members",
-                    );
-                }
-                _ => {
-                    let at = self.prev_end();
-                    self.error(K::MissingComma, TextRange::empty(at), "expected `,` or `}`");
+                    self.error(K::MissingComma, TextRange::empty(at), msg);
                 }
             }
         }
         self.closers.pop();
         let end = self.prev_end().max(open.range.end);
-        Value {
-            range: TextRange::new(open.range.start, end),
-            kind: ValueKind::Object(obj),
-        }
+        (TextRange::new(open.range.start, end), closed)
     }
 
     fn member(&mut self, depth: usize) -> Member {
@@ -357,71 +397,26 @@ impl Parser<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Value {
-        let open = self.bump();
         let mut arr = Array::default();
-        self.closers.push(TokenKind::RBracket);
-        loop {
-            let t = self.peek();
-            match t.kind {
-                TokenKind::RBracket => {
-                    self.bump();
-                    arr.closed = true;
-                    break;
-                }
-                TokenKind::Eof | TokenKind::RBrace
-                    if t.kind == TokenKind::Eof || self.closes_outer(TokenKind::RBrace) =>
-                {
-                    let at = self.prev_end();
-                    self.error(
-                        K::MissingBracket,
-                        TextRange::empty(at),
-                        "array is not closed: missing `]`",
-                    );
-                    break;
-                }
-                TokenKind::Comma => {
-                    // A hole: `[1,,2]` or `[,`.
-                    let at = self.prev_end();
-                    self.error(K::MissingValue, TextRange::empty(at), "expected a value");
-                    arr.elements.push(Value::missing(at));
-                    self.bump();
-                    continue;
-                }
-                k if Self::starts_value(k) || k == TokenKind::Unknown => {
-                    let v = self.value(depth + 1);
-                    arr.elements.push(v);
-                }
-                _ => {
-                    self.bump();
-                    let msg = format!("unexpected `{}` in an array", self.slice(t.range));
-                    self.error(K::UnexpectedToken, t.range, msg);
-                    continue;
-                }
+        let (range, closed) = self.container(&ARRAY, |p, t| match t.kind {
+            TokenKind::Comma => {
+                // A hole: `[1,,2]` or `[,`.
+                let at = p.prev_end();
+                p.error(K::MissingValue, TextRange::empty(at), "expected a value");
+                arr.elements.push(Value::missing(at));
+                p.bump();
+                Some(false)
             }
-            let t = self.peek();
-            match t.kind {
-                TokenKind::Comma => {
-                    self.bump();
-                }
-                TokenKind::RBracket | TokenKind::RBrace | TokenKind::Eof => {}
-                k if Self::starts_value(k) => {
-                    let at = self.prev_end();
-                    self.error(
-                        K::MissingComma,
-                        TextRange::empty(at),
-                        "expected `,` between elements",
-                    );
-                }
-                _ => {
-                    let at = self.prev_end();
-                    self.error(K::MissingComma, TextRange::empty(at), "expected `,` or `]`");
-                }
+            k if Self::starts_value(k) || k == TokenKind::Unknown => {
+                let v = p.value(depth + 1);
+                arr.elements.push(v);
+                Some(true)
             }
-        }
-        self.closers.pop();
-        let end = self.prev_end().max(open.range.end);
+            _ => None,
+        });
+        arr.closed = closed;
         Value {
-            range: TextRange::new(open.range.start, end),
+            range,
             kind: ValueKind::Array(arr),
         }
     }

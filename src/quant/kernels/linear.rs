@@ -155,30 +155,68 @@ pub(crate) fn run(
         .into_iter()
         .map(|(lo, hi)| Channel::new(lo, hi, nbits, dialect))
         .collect();
-    let data = pack::pack_with(values.len(), nbits, |start, buf| {
-        view.for_runs(start..start + buf.len(), |c, run| {
-            if let (Some(ch), Some(src)) = (channels.get(c), values.get(run.clone())) {
-                let dst = &mut buf[run.start - start..run.end - start];
-                match dialect {
-                    Dialect::F32 => {
-                        for (d, &w) in dst.iter_mut().zip(src) {
-                            *d = rne_f32((w - ch.lo) * ch.inv32) as u8;
-                        }
-                    }
-                    Dialect::F64 => {
-                        for (d, &w) in dst.iter_mut().zip(src) {
-                            *d = rne_f64((w as f64 - ch.lo as f64) * ch.inv64) as u8;
-                        }
-                    }
-                }
-            }
-        });
+    let data = pack_channels(values, view, nbits, &channels, |ch, src, dst| {
+        fill_indices(
+            dst,
+            src,
+            dialect,
+            |w| (w - ch.lo) * ch.inv32,
+            |w| (w - ch.lo as f64) * ch.inv64,
+        )
     });
     let notes = Notes {
         nan_values: count_nan(values),
         threshold_channels: channels.iter().filter(|c| c.thresholded).count() as u64,
     };
     (channels, data, notes)
+}
+
+/// Packs `nbits`-bit indices of `values` seen through `view`: `index` fills the indices of
+/// one run of `src` values of one channel (with parameters `ch`) into `dst`.
+pub(crate) fn pack_channels<C, F>(
+    values: &[f32],
+    view: &ChannelView,
+    nbits: u8,
+    channels: &[C],
+    index: F,
+) -> Vec<u8>
+where
+    C: Sync,
+    F: Fn(&C, &[f32], &mut [u8]) + Sync,
+{
+    pack::pack_with(values.len(), nbits, |start, buf| {
+        view.for_runs(start..start + buf.len(), |c, run| {
+            if let (Some(ch), Some(src)) = (channels.get(c), values.get(run.clone())) {
+                if let Some(dst) = buf.get_mut(run.start - start..run.end - start) {
+                    index(ch, src, dst);
+                }
+            }
+        });
+    })
+}
+
+/// Fills `dst` with the indices of `src`, each rounded half to even: `f32` computes an
+/// unrounded index in float32 (dialect F32), `f64` in float64 (dialect F64).
+#[inline(always)]
+pub(crate) fn fill_indices(
+    dst: &mut [u8],
+    src: &[f32],
+    dialect: Dialect,
+    f32: impl Fn(f32) -> f32,
+    f64: impl Fn(f64) -> f64,
+) {
+    match dialect {
+        Dialect::F32 => {
+            for (d, &w) in dst.iter_mut().zip(src) {
+                *d = rne_f32(f32(w)) as u8;
+            }
+        }
+        Dialect::F64 => {
+            for (d, &w) in dst.iter_mut().zip(src) {
+                *d = rne_f64(f64(w as f64)) as u8;
+            }
+        }
+    }
 }
 
 /// Number of NaN values (a fast parallel count; 0 for NaN-free tensors).

@@ -1,8 +1,10 @@
 //! `linear_symmetric` quantization (spec §3.3, 8 bits only): scale = max(|min|, |max|)/127,
 //! bias = −128·scale, q = round-half-even((w − bias)/scale) with a true division.
 
-use super::linear::{channel_minmax, count_nan, rne_f32, rne_f64, THRESHOLD_F32, THRESHOLD_F64};
-use super::{pack, ChannelView, Dialect, Notes, Params, Quantized};
+use super::linear::{
+    channel_minmax, count_nan, fill_indices, pack_channels, THRESHOLD_F32, THRESHOLD_F64,
+};
+use super::{ChannelView, Dialect, Notes, Params, Quantized};
 
 #[derive(Debug, Clone, Copy)]
 struct Channel {
@@ -52,28 +54,18 @@ pub fn quantize(values: &[f32], view: &ChannelView, dialect: Dialect) -> Quantiz
         .into_iter()
         .map(|(lo, hi)| Channel::new(lo, hi, dialect))
         .collect();
-    let data = pack::pack_with(values.len(), 8, |start, buf| {
-        view.for_runs(start..start + buf.len(), |c, run| {
-            if let (Some(ch), Some(src)) = (channels.get(c), values.get(run.clone())) {
-                let dst = &mut buf[run.start - start..run.end - start];
-                if !ch.pass {
-                    dst.fill(0);
-                    return;
-                }
-                match dialect {
-                    Dialect::F32 => {
-                        for (d, &w) in dst.iter_mut().zip(src) {
-                            *d = rne_f32((w - ch.bias) / ch.scale) as u8;
-                        }
-                    }
-                    Dialect::F64 => {
-                        for (d, &w) in dst.iter_mut().zip(src) {
-                            *d = rne_f64((w as f64 - ch.bias64) / ch.scale64) as u8;
-                        }
-                    }
-                }
-            }
-        });
+    let data = pack_channels(values, view, 8, &channels, |ch, src, dst| {
+        if !ch.pass {
+            dst.fill(0);
+            return;
+        }
+        fill_indices(
+            dst,
+            src,
+            dialect,
+            |w| (w - ch.bias) / ch.scale,
+            |w| (w - ch.bias64) / ch.scale64,
+        );
     });
     let notes = Notes {
         nan_values: count_nan(values),
