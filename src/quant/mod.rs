@@ -16,5 +16,5 @@ pub mod write;
 
 pub use error::{PlanError, PlanErrorKind, QuantError};
 pub use execute::{quantize, CancelToken, Progress, Report, RunOptions};
-pub use plan::{LayerDecision, LayerPlan, Plan, TensorAction, TensorPlan};
+pub use plan::{LayerDecision, LayerPlan, Plan, Reason, TensorAction, TensorPlan};
 pub use settings::{Choice, Mode, Selector, Settings, Target};

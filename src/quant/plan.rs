@@ -341,8 +341,10 @@ struct Builder<'a> {
     override_targets: Vec<Option<Target>>,
     /// `<target> (overrides "p")` or `overrides "p": skip`, parallel to the overrides.
     override_reasons: Vec<Reason>,
-    /// Whether each override pattern is a glob, parallel to the overrides.
-    override_globs: Vec<bool>,
+    /// The override patterns, prepared, parallel to the overrides.
+    override_globs: Vec<select::Glob<'a>>,
+    /// The `skip_layers` patterns, prepared.
+    skip_globs: Vec<select::Glob<'a>>,
     /// `skip_layers "p"`, parallel to `settings.skip_layers`.
     skip_reasons: Vec<Reason>,
     /// Each layer's rule, computed once.
@@ -401,7 +403,12 @@ pub fn build(index: &ModelIndex, settings: &Settings) -> Result<Plan, PlanError>
     let override_globs = settings
         .overrides
         .iter()
-        .map(|o| select::is_glob(&o.pattern))
+        .map(|o| select::Glob::new(&o.pattern))
+        .collect();
+    let skip_globs = settings
+        .skip_layers
+        .iter()
+        .map(|p| select::Glob::new(p))
         .collect();
     let skip_reasons = settings
         .skip_layers
@@ -416,6 +423,7 @@ pub fn build(index: &ModelIndex, settings: &Settings) -> Result<Plan, PlanError>
         override_targets,
         override_reasons,
         override_globs,
+        skip_globs,
         skip_reasons,
         rules: vec![None; index.layers.len()],
         plan: Plan {
@@ -543,17 +551,12 @@ impl<'a> Builder<'a> {
 
     fn compute_rule(&self, layer: &LayerInfo) -> Rule {
         let name = layer.name.as_str();
-        if let Some(i) = self
-            .settings
-            .skip_layers
-            .iter()
-            .position(|pat| select::glob_match(pat, name))
-        {
+        if let Some(i) = self.skip_globs.iter().position(|g| g.matches(name)) {
             return Rule::SkipLayers(i);
         }
         // Exact name beats any pattern; among patterns the longest wins (first on ties).
         let mut best: Option<(usize, bool, usize)> = None; // (override index, exact, len)
-        for (i, (o, &glob)) in self
+        for (i, (o, glob)) in self
             .settings
             .overrides
             .iter()
@@ -561,7 +564,7 @@ impl<'a> Builder<'a> {
             .enumerate()
         {
             let exact = o.pattern == name;
-            let hit = exact || (glob && select::glob_match(&o.pattern, name));
+            let hit = exact || (glob.is_glob() && glob.matches(name));
             if !hit {
                 continue;
             }
@@ -982,4 +985,22 @@ fn display(s: &str) -> &str {
 /// A shared custom table, for tests and the CLI.
 pub fn lut(values: &[f32]) -> Arc<[f32]> {
     Arc::from(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_compare_by_text_whatever_their_storage() {
+        let fixed = Reason::fixed("already float32");
+        let shared = Reason::from(String::from("already float32"));
+        assert_eq!(fixed, shared);
+        assert_eq!(shared, "already float32");
+        assert_eq!(fixed.to_string(), "already float32");
+        assert_eq!(format!("{shared:?}"), "\"already float32\"");
+        assert!(Reason::default().is_empty());
+        assert!(Reason::from(Cow::Borrowed("hasBias is false")).contains("hasBias"));
+        assert_eq!(String::from(shared.clone()), "already float32");
+    }
 }

@@ -134,26 +134,53 @@ fn display_type(ty: &str) -> &str {
 
 /// Whether `name` matches a glob `pattern` with `*` (any run) and `?` (one character).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    // Fast rejection on the literal text before the first wildcard.
-    let lit = pattern
-        .as_bytes()
-        .iter()
-        .position(|&b| b == b'*' || b == b'?')
-        .unwrap_or(pattern.len());
-    let prefix = pattern.as_bytes().get(..lit).unwrap_or_default();
-    if !name.as_bytes().starts_with(prefix) {
-        return false;
+    Glob::new(pattern).matches(name)
+}
+
+/// A glob pattern prepared once to be matched against many names.
+#[derive(Debug, Clone, Copy)]
+pub struct Glob<'a> {
+    /// The literal text before the first wildcard.
+    prefix: &'a str,
+    /// The rest, from the first wildcard on (empty for a plain name).
+    rest: &'a str,
+}
+
+impl<'a> Glob<'a> {
+    /// Prepares `pattern`.
+    pub fn new(pattern: &'a str) -> Glob<'a> {
+        let split = pattern.find(['*', '?']).unwrap_or(pattern.len());
+        let (prefix, rest) = pattern.split_at(split);
+        Glob { prefix, rest }
     }
-    if lit == pattern.len() {
-        return name.len() == pattern.len();
+
+    /// Whether the pattern holds a wildcard.
+    pub fn is_glob(&self) -> bool {
+        !self.rest.is_empty()
     }
-    if pattern.is_ascii() && name.is_ascii() {
-        // The common case, without allocating.
-        return glob(pattern.as_bytes(), name.as_bytes(), b'*', b'?');
+
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        // Fast rejection on the literal prefix, byte by byte (names are short).
+        let (p, n) = (self.prefix.as_bytes(), name.as_bytes());
+        if n.len() < p.len() || !p.iter().zip(n).all(|(a, b)| a == b) {
+            return false;
+        }
+        // The prefix ends before an ASCII wildcard, so this is a character boundary.
+        let Some(tail) = name.get(p.len()..) else {
+            return false;
+        };
+        if self.rest.is_empty() {
+            return tail.is_empty();
+        }
+        if self.rest.is_ascii() && tail.is_ascii() {
+            // The common case, without allocating.
+            return glob(self.rest.as_bytes(), tail.as_bytes(), b'*', b'?');
+        }
+        let p: Vec<char> = self.rest.chars().collect();
+        let n: Vec<char> = tail.chars().collect();
+        glob(&p, &n, '*', '?')
     }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    glob(&p, &n, '*', '?')
 }
 
 /// Iterative matcher with one backtrack point: linear in practice, never exponential.
@@ -234,6 +261,14 @@ mod tests {
             ("é?", "éa", true),
             ("*ü", "grün", false),
             ("*ün", "grün", true),
+            ("layer1?", "layer12", true),
+            ("layer1?", "layer1", false),
+            ("layer1?", "layer123", false),
+            ("ab", "a", false),
+            ("", "", true),
+            ("", "a", false),
+            ("é*", "éx", true),
+            ("ü?n", "grün", false),
         ] {
             assert_eq!(glob_match(p, n), want, "{p} vs {n}");
         }

@@ -442,6 +442,14 @@ impl Parser<'_> {
     }
 }
 
+/// The end of the run of ASCII digits in `b` starting at `i`.
+fn digits_end(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
 /// Decodes the raw text of a string literal (between the quotes): JSON escapes, with
 /// problems reported as `(range, message)`; undecodable escapes are kept as written.
 pub fn decode_string(text: &str, inner: TextRange) -> (String, Vec<(TextRange, String)>) {
@@ -552,36 +560,29 @@ pub fn parse_number(s: &str) -> Option<NumberLit> {
         i += 1;
     }
     let int_start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
+    i = digits_end(b, i);
     let int_digits = i - int_start;
-    if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
+    if int_digits == 0 || (int_digits > 1 && b.get(int_start) == Some(&b'0')) {
         return None;
     }
     let mut integral = true;
-    if i < b.len() && b[i] == b'.' {
+    if b.get(i) == Some(&b'.') {
         integral = false;
-        i += 1;
-        let s = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == s {
+        let start = i + 1;
+        i = digits_end(b, start);
+        if i == start {
             return None;
         }
     }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+    if matches!(b.get(i), Some(b'e' | b'E')) {
         integral = false;
         i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        if matches!(b.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        let s = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == s {
+        let start = i;
+        i = digits_end(b, start);
+        if i == start {
             return None;
         }
     }
