@@ -138,6 +138,22 @@ fn writes_through_a_temp_file_and_matches_the_golden_output() {
     coremlq::quant::quantize(&file, &p, &out, &RunOptions::default()).unwrap();
 }
 
+#[cfg(unix)]
+#[test]
+fn the_output_gets_the_permissions_of_its_source_not_the_temp_file_s() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("conv.mlmodel");
+    std::fs::copy(fixture("conv.mlmodel"), &input).unwrap();
+    std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = ModelFile::open(&input).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let out = dir.path().join("conv8.mlmodel");
+    coremlq::quant::quantize(&file, &p, &out, &RunOptions::default()).unwrap();
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+}
+
 #[test]
 fn refuses_to_write_the_input_or_a_non_model_file() {
     let dir = tempfile::tempdir().unwrap();

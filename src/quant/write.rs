@@ -108,6 +108,12 @@ pub fn write_verified(
         });
     }
     drop(reread);
+    // The temp file is private (0600); the quantized model gets its source's permissions.
+    if let Ok(meta) = std::fs::metadata(input) {
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(io(tmp.path()))?;
+    }
     if cancel.is_cancelled() {
         return Err(QuantError::Cancelled);
     }
