@@ -97,6 +97,7 @@ fn kind_name(k: &PlanErrorKind) -> &'static str {
         PlanErrorKind::UnsupportedSkipTypes { .. } => "UnsupportedSkipTypes",
         PlanErrorKind::ChannelsDoNotDivide { .. } => "ChannelsDoNotDivide",
         PlanErrorKind::ShapeMismatch { .. } => "ShapeMismatch",
+        PlanErrorKind::QuantizedPayloadTooShort { .. } => "QuantizedPayloadTooShort",
         PlanErrorKind::FusionWithoutValues { .. } => "FusionWithoutValues",
         PlanErrorKind::Fp16Range => "Fp16Range",
     }

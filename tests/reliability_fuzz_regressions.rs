@@ -29,12 +29,7 @@ fn inputs(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
 /// Known bugs, skipped by the replay and reproduced by an ignored test each (run them with
 /// `cargo test --test reliability_fuzz_regressions -- --ignored`): (file name, mode).
 /// Remove an entry when its bug is fixed.
-const KNOWN_BUGS: &[(&str, Mode)] = &[
-    // `quantize_to_vec` preallocates the planned output size, which comes from the layer
-    // header (2^60 elements) and not from the 1-byte payload: a 4.6 EB allocation aborts
-    // the process. See `known_bug_dequantizing_a_huge_header_aborts`.
-    ("huge_quantized_shape.mlmodel", Mode::Dequantization),
-];
+const KNOWN_BUGS: &[(&str, Mode)] = &[];
 
 fn known_bug(file: &Path, choice: u8) -> bool {
     let name = file
@@ -104,12 +99,12 @@ fn config_regressions_parse() {
     }
 }
 
-/// Bug: dequantizing a tensor whose header claims 2^60 elements (with a 1-byte payload)
-/// makes `quant::execute::quantize_to_vec` reserve the planned 4.6 EB output and abort.
-/// Runs in a child process, so that the abort fails this test only.
+/// Regression: dequantizing a tensor whose header claims 2^60 elements (with a 1-byte
+/// payload) used to plan a 4.6 EB output, which `quant::execute::quantize_to_vec` reserved
+/// and aborted on. The plan now refuses a payload too short for its header. Runs in a child
+/// process, so that an abort fails this test only.
 #[test]
-#[ignore = "known bug in quant::execute::quantize_to_vec (unchecked preallocation)"]
-fn known_bug_dequantizing_a_huge_header_aborts() {
+fn dequantizing_a_huge_header_is_an_error_not_an_abort() {
     let file = root().join("tests/data/hostile/huge_quantized_shape.mlmodel");
     if std::env::var_os("COREMLQ_RELIABILITY_CHILD").is_some() {
         let data = std::fs::read(&file).expect("read");
@@ -117,15 +112,15 @@ fn known_bug_dequantizing_a_huge_header_aborts() {
             .find(|&c| pipeline::settings(c).default.mode == Mode::Dequantization)
             .unwrap_or(7);
         let model = coremlq::model::ModelFile::from_bytes(file.clone(), data).expect("indexes");
-        let plan =
-            coremlq::quant::plan::build(&model.index, &pipeline::settings(choice)).expect("plans");
-        let _ = coremlq::quant::execute::quantize_to_vec(&model, &plan, &Default::default());
+        let plan = coremlq::quant::plan::build(&model.index, &pipeline::settings(choice));
+        let err = plan.expect_err("a payload too short for its header is refused");
+        assert!(err.to_string().contains("too few"), "{err}");
         return;
     }
     let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "known_bug_dequantizing_a_huge_header_aborts",
+            "dequantizing_a_huge_header_is_an_error_not_an_abort",
             "--include-ignored",
             "--test-threads=1",
         ])

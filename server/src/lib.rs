@@ -16,6 +16,7 @@ pub mod hover;
 pub mod inlay_hints;
 pub mod line_index;
 pub mod model_cache;
+pub mod quality;
 pub mod server;
 pub mod state;
 pub mod symbols;

@@ -47,6 +47,8 @@ pub struct ModelCache {
     /// Recent plans by model (the `Loaded` kept alive, so its address is its identity) and
     /// settings, most recent first.
     plans: Mutex<Vec<(Loaded, Settings, Planned)>>,
+    /// Quality figures of quantized tensors, measured in the background.
+    pub quality: crate::quality::QualityCache,
 }
 
 /// Plans kept per server (a few configs on a few models).

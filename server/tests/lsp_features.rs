@@ -268,11 +268,11 @@ async fn hovers() {
     check_hover(
         &BASE.replacen("\"fc1\"", "\"f$0c1\"", 1),
         expect![[r#"
-        **fc1** — `innerProduct`: quantized, linear 4-bit (overrides "fc1")
+            **fc1** — `innerProduct`: quantized, linear 4-bit (overrides "fc1")
 
-        - `weights` [256, 512]: 524 KB → 68 KB (linear 4-bit)
-        - `bias` [256]: 1.0 KB → 152 B (linear 4-bit)
-    "#]],
+            - `weights` [256, 512]: 524 KB → 68 KB (linear 4-bit) · quality: computing…
+            - `bias` [256]: 1.0 KB → 152 B (linear 4-bit) · quality: computing…
+        "#]],
     )
     .await;
     check_hover(
@@ -293,6 +293,47 @@ async fn hovers() {
 
         Without `selector`, every layer with weights is quantized (the default `QuantizedLayerSelector`); with it, the advanced selector's rules apply with its defaults for the keys not given.
     "#]]).await;
+}
+
+async fn hover_text(f: &mut Fixture, pos: &Value) -> String {
+    let result = f
+        .client
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": f.uri}, "position": pos}),
+        )
+        .await
+        .expect("hover");
+    result["contents"]["value"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn layer_hover_measures_quality_in_the_background() {
+    let (mut f, pos) = open(
+        &BASE.replacen("\"fc1\"", "\"f$0c1\"", 1),
+        vscode_capabilities(),
+    )
+    .await;
+    let first = hover_text(&mut f, &pos).await;
+    assert!(first.contains("quality: computing…"), "{first}");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let second = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let text = hover_text(&mut f, &pos).await;
+        if text.contains("dB") || std::time::Instant::now() > deadline {
+            break text;
+        }
+    };
+    expect![[r#"
+        **fc1** — `innerProduct`: quantized, linear 4-bit (overrides "fc1")
+
+        - `weights` [256, 512]: 524 KB → 68 KB (linear 4-bit) · quality: SNR 18.6 dB, rel. RMS 1.18e-1
+        - `bias` [256]: 1.0 KB → 152 B (linear 4-bit) · quality: SNR 19.4 dB, rel. RMS 1.07e-1
+    "#]].assert_eq(&format!("{second}\n"));
+    f.client.shutdown().await;
 }
 
 #[tokio::test]
@@ -453,7 +494,6 @@ async fn quick_fixes_from_the_diagnostics() {
     }
     expect![[r#"
         Replace with "kmeans_lut" [quickfix] ["69-77 \"\\\"kmeans_lut\\\"\""]
-        Replace with "nbits" [quickfix] ["79-86 \"\\\"nbits\\\"\""]
     "#]]
     .assert_eq(&out);
     f.client.shutdown().await;

@@ -223,52 +223,17 @@ fn finite(x: f64) -> Option<f64> {
 /// Quantizes every converted tensor in memory (fused values included) and measures how
 /// close its dequantized values are to the float originals.
 fn quality(model: &ModelFile, plan: &Plan) -> anyhow::Result<Vec<TensorQuality>> {
-    use coremlq::quant::kernels::{dequantize, quality, quantize, Dialect};
-    use coremlq::quant::{fusion, TensorAction};
-    use rayon::prelude::*;
-    let index = &model.index;
-    let jobs: Vec<(usize, &Target, bool)> = plan
-        .tensors
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| match &t.action {
-            TensorAction::Convert(target) if *target != Target::Dequantize => {
-                Some((i, target, t.fused))
-            }
-            _ => None,
+    Ok(coremlq::quant::quality::plan_quality(model, plan)?
+        .into_iter()
+        .map(|q| TensorQuality {
+            layer: q.layer,
+            field: q.field,
+            target: q.target.describe(),
+            snr_db: q.quality.snr_db,
+            rel_rms: q.quality.rel_rms,
+            max_abs: q.quality.max_abs,
         })
-        .collect();
-    jobs.par_iter()
-        .map(|&(i, target, fused)| {
-            let w = index.weights.get(i).ok_or_else(|| {
-                anyhow::anyhow!("the plan names tensor {i}, which the index lacks")
-            })?;
-            let values = match (fused, plan.fusion_of(w.layer)) {
-                (true, Some(fp)) => {
-                    let fused = fusion::compute(&model.path, model.bytes(), index, fp)?;
-                    match fused.get(&w.field) {
-                        Some(v) => v.to_vec(),
-                        None => fusion::read_values(&model.path, model.bytes(), w)?,
-                    }
-                }
-                _ => fusion::read_values(&model.path, model.bytes(), w)?,
-            };
-            let q = quantize(&values, &w.shape, w.axis, target, Dialect::F32)?;
-            let back = dequantize(&q, &w.shape, w.axis)?;
-            let r = quality(&values, &back);
-            Ok(TensorQuality {
-                layer: index
-                    .layers
-                    .get(w.layer)
-                    .map_or_else(String::new, |l| l.name.clone()),
-                field: w.field.clone(),
-                target: target.describe(),
-                snr_db: r.snr_db,
-                rel_rms: r.rel_rms,
-                max_abs: r.max_abs,
-            })
-        })
-        .collect()
+        .collect())
 }
 
 /// Prints why there is no plan (the config's errors) and fails.

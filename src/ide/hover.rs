@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use crate::config::syntax::{PathSegment, PositionKind};
+use crate::quant::kernels::Quality;
 use crate::quant::{LayerDecision, TensorAction};
 
 use super::analysis::Analysis;
@@ -21,8 +22,29 @@ pub struct HoverResult {
     pub markdown: String,
 }
 
-/// The hover at `offset`.
+/// What the caller knows of the quality figures of one quantized tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityFigure {
+    /// Measured: SNR and relative RMS error of the dequantized weights.
+    Known(Quality),
+    /// Not measured yet (the measurement runs in the background).
+    Computing,
+    /// Not measured, and why (too large, or the measurement failed).
+    Unavailable(String),
+}
+
+/// The hover at `offset`, without quality figures.
 pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
+    hover_with(an, offset, &mut |_| None)
+}
+
+/// The hover at `offset`; on a layer, `quality` is asked about every tensor the plan
+/// quantizes (by its index in the model index) and its answer is shown.
+pub fn hover_with(
+    an: &Analysis,
+    offset: usize,
+    quality: &mut dyn FnMut(usize) -> Option<QualityFigure>,
+) -> Option<HoverResult> {
     let loc = an.parse.locate(an.text, offset);
     let (path, range) = match &loc.kind {
         PositionKind::Key { name, range, .. } => {
@@ -45,14 +67,14 @@ pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
         .collect();
     let mut md = String::new();
     match names.as_slice() {
-        ["layers", pattern] => md.push_str(&layer_text(an, pattern)),
+        ["layers", pattern] => md.push_str(&layer_text(an, pattern, quality)),
         ["selector", "skip_layers", "[]"] => {
             let name = an
                 .parse
                 .at_path(&path)
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
-            md.push_str(&layer_text(an, name));
+            md.push_str(&layer_text(an, name, quality));
         }
         ["selector", "skip_layer_types", "[]"] => {
             let name = an
@@ -63,7 +85,7 @@ pub fn hover(an: &Analysis, offset: usize) -> Option<HoverResult> {
             md.push_str(&type_text(an, name));
         }
         ["layers", pattern, "nbits" | "quantization_mode"] if !is_key => {
-            md.push_str(&layer_text(an, pattern))
+            md.push_str(&layer_text(an, pattern, quality))
         }
         _ => {
             // On a key its documentation; on a value what it means for this model
@@ -169,7 +191,11 @@ fn decision_text(d: &LayerDecision, an: &Analysis) -> String {
 }
 
 /// The plan of the layers a name or pattern matches.
-fn layer_text(an: &Analysis, pattern: &str) -> String {
+fn layer_text(
+    an: &Analysis,
+    pattern: &str,
+    quality: &mut dyn FnMut(usize) -> Option<QualityFigure>,
+) -> String {
     let Some(m) = an.model else {
         return format!("`{pattern}`");
     };
@@ -223,6 +249,11 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
                     TensorAction::Delete => "deleted".to_owned(),
                 };
                 let _ = write!(s, " → {} ({what})", facts::bytes(tp.bytes_after));
+                let measured = matches!(&tp.action, TensorAction::Convert(t)
+                    if *t != crate::quant::Target::Dequantize);
+                if let Some(figure) = measured.then(|| quality(w)).flatten() {
+                    s.push_str(&quality_text(&figure));
+                }
             }
         }
         s.push_str("\n\n");
@@ -231,6 +262,19 @@ fn layer_text(an: &Analysis, pattern: &str) -> String {
         let _ = writeln!(s, "… and {} more", ids.len() - 8);
     }
     s.trim_end().to_owned()
+}
+
+/// A tensor's quality figures, as a suffix of its line.
+fn quality_text(figure: &QualityFigure) -> String {
+    match figure {
+        QualityFigure::Known(q) if !q.snr_db.is_finite() => " · quality: exact".into(),
+        QualityFigure::Known(q) => format!(
+            " · quality: SNR {:.1} dB, rel. RMS {:.2e}",
+            q.snr_db, q.rel_rms
+        ),
+        QualityFigure::Computing => " · quality: computing…".into(),
+        QualityFigure::Unavailable(why) => format!(" · quality: {why}"),
+    }
 }
 
 /// A layer type's totals and saving.

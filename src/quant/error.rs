@@ -72,6 +72,16 @@ pub enum PlanErrorKind {
         /// The declared shape.
         shape: Vec<u64>,
     },
+    /// A quantized tensor's payload holds fewer indices than its layer header declares.
+    #[error("the quantized values hold {bytes} bytes, too few for {count} {nbits}-bit indices")]
+    QuantizedPayloadTooShort {
+        /// Bytes of rawValue.
+        bytes: u64,
+        /// Number of weights the header declares.
+        count: u64,
+        /// Bits per index.
+        nbits: u8,
+    },
     /// A fusion needs float values but the tensor is quantized.
     #[error("No values found in input. Please make sure either `floatValue` or `float16Value` of the input is set (fusing {producer} -> {consumer}; run without layer fusion to quantize this model)")]
     FusionWithoutValues {

@@ -8,6 +8,7 @@ pub mod execute;
 pub mod fusion;
 pub mod kernels;
 pub mod plan;
+pub mod quality;
 pub mod rewrite;
 pub mod select;
 pub mod settings;

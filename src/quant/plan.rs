@@ -944,7 +944,26 @@ fn tensor_action(info: &WeightInfo, target: &Target, fused: bool) -> Result<(), 
 
 /// coremltools' channel and reshape checks (§2.7 step 5), done at plan time.
 fn check_shape(info: &WeightInfo, target: &Target, _fused: bool) -> Result<(), PlanErrorKind> {
-    if matches!(target, Target::Fp16 | Target::Dequantize) {
+    if *target == Target::Dequantize {
+        // The output size comes from the header's count: it must be backed by the payload
+        // (coremltools unpacks exactly count·nbits bits), or a lying header would plan a
+        // tensor of any size.
+        if let (Storage::Linear { nbits } | Storage::Lut { nbits }, Some(raw)) =
+            (info.storage, &info.raw_values)
+        {
+            let bytes = (raw.end - raw.start) as u64;
+            let needed = info.count.saturating_mul(u64::from(nbits)).div_ceil(8);
+            if bytes < needed {
+                return Err(PlanErrorKind::QuantizedPayloadTooShort {
+                    bytes,
+                    count: info.count,
+                    nbits,
+                });
+            }
+        }
+        return Ok(());
+    }
+    if *target == Target::Fp16 {
         return Ok(());
     }
     let count = usize::try_from(info.count).unwrap_or(usize::MAX);

@@ -142,7 +142,7 @@ fn check_object<'p>(
             continue;
         }
         let Some(spec) = schema::key(section, &m.key.name) else {
-            out.push(unknown_key(m, section));
+            out.push(unknown_key(obj, m, section));
             continue;
         };
         if m.value.is_broken() {
@@ -204,14 +204,17 @@ pub(super) fn wrong_type(v: &Value, expected: &str) -> Diagnostic {
     d
 }
 
-fn unknown_key(m: &Member, section: Section) -> Diagnostic {
+/// An unknown key, with a fix for each close key not already given in the same object
+/// (replacing with a present key would only make a duplicate).
+fn unknown_key(obj: &Object, m: &Member, section: Section) -> Diagnostic {
     let names: Vec<&str> = schema::keys(section).map(|k| k.name).collect();
     let mut d = Diagnostic::new(
         Code::UnknownKey,
         m.key.range,
         format!("unknown key `{}` in {}", m.key.name, section.describe()),
     );
-    let near = closest(&m.key.name, names.iter().copied(), 3);
+    let absent = names.iter().copied().filter(|n| obj.get(n).is_none());
+    let near = closest(&m.key.name, absent, 3);
     for n in &near {
         d = d.with_fix(Fix::replace(
             format!("Replace with \"{n}\""),
@@ -219,10 +222,17 @@ fn unknown_key(m: &Member, section: Section) -> Diagnostic {
             quote(n),
         ));
     }
-    if near.is_empty() {
+    if !near.is_empty() {
+        return d.with_help(format!("did you mean `{}`?", near.join("` or `")));
+    }
+    let given = closest(&m.key.name, names.iter().copied(), 3);
+    if given.is_empty() {
         d.with_help(format!("valid keys: {}", names.join(", ")))
     } else {
-        d.with_help(format!("did you mean `{}`?", near.join("` or `")))
+        d.with_help(format!(
+            "`{}` is already given in this object; remove this key",
+            given.join("` and `")
+        ))
     }
 }
 

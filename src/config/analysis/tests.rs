@@ -173,8 +173,7 @@ fn keys_and_types() {
             "selector": {"skip_layer": [], "skip_layers": [3]}, "layers": {"conv1": 4, "bn1": {"bits": 2}}}"#,
         expect![[r#"
             error Q0102 1:24-1:30 unknown key `nbit` in the config
-                fix: Replace with "nbits" -> "\"nbits\""
-                help: did you mean `nbits`?
+                help: `nbits` is already given in this object; remove this key
             error Q0104 1:44-1:47 expected an integer, found a string
                 fix: Replace with 8 -> "8"
                 help: `nbits`: Bits per weight: 16 (float16) or 1 to 8
@@ -183,9 +182,8 @@ fn keys_and_types() {
             error Q0103 1:67-1:74 duplicate key `model`
                 related 1:2-1:9: first given here (this one is used)
             error Q0102 2:26-2:38 unknown key `skip_layer` in `selector`
-                fix: Replace with "skip_layers" -> "\"skip_layers\""
                 fix: Replace with "skip_layer_types" -> "\"skip_layer_types\""
-                help: did you mean `skip_layers` or `skip_layer_types`?
+                help: did you mean `skip_layer_types`?
             error Q0104 2:60-2:61 expected a string, found an integer
             error Q0104 2:85-2:86 expected an object (`{"nbits": …}` or `{"skip": true}`), found an integer
             error Q0102 2:96-2:102 unknown key `bits` in a `layers` entry
