@@ -37,12 +37,15 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Registers a new job; returns its progress token and cancellation flag.
-    pub fn start(&self) -> (String, CancelToken) {
-        let token = format!(
-            "coremlq-quantize-{}",
-            self.next.fetch_add(1, Ordering::Relaxed) + 1
-        );
+    /// Registers a new job under the client's progress token, or a new one of the server's;
+    /// returns the token's key and the cancellation flag.
+    pub fn start(&self, client_token: Option<&ProgressToken>) -> (String, CancelToken) {
+        let token = client_token.map(token_key).unwrap_or_else(|| {
+            format!(
+                "coremlq-quantize-{}",
+                self.next.fetch_add(1, Ordering::Relaxed) + 1
+            )
+        });
         let cancel = CancelToken::new();
         if let Ok(mut running) = self.running.lock() {
             running.insert(token.clone(), cancel.clone());
@@ -148,7 +151,8 @@ pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result
         }
         QUANTIZE => {
             let snap = snapshot_of(inner, &config_uri(&params)?)?;
-            quantize_command(inner, snap).await.map(Some)
+            let token = params.work_done_progress_params.work_done_token.clone();
+            quantize_command(inner, snap, token).await.map(Some)
         }
         other => Err(invalid(format!("unknown command {other:?}"))),
     }
@@ -252,7 +256,14 @@ fn prepare(snap: &Snapshot) -> std::result::Result<Prepared, String> {
     })
 }
 
-async fn quantize_command(inner: &Arc<Inner>, snap: Snapshot) -> Result<Value> {
+/// Runs the quantization of a config. With a client's `workDoneToken` the progress goes to
+/// that token and the client shows the result itself (one notification, not two); without
+/// one the server creates its own progress and shows the result as a message.
+async fn quantize_command(
+    inner: &Arc<Inner>,
+    snap: Snapshot,
+    client_token: Option<ProgressToken>,
+) -> Result<Value> {
     let client = &inner.client;
     let prep = {
         let snap = snap.clone();
@@ -300,18 +311,20 @@ async fn quantize_command(inner: &Arc<Inner>, snap: Snapshot) -> Result<Value> {
         }
     }
 
-    let (token, cancel) = inner.jobs.start();
+    let (token, cancel) = inner.jobs.start(client_token.as_ref());
     let _guard = JobGuard {
         jobs: &inner.jobs,
         token: token.clone(),
         cancel: cancel.clone(),
     };
-    let progress_token = ProgressToken::String(token.clone());
-    let progress = if session.flags.work_done_progress
-        && client
-            .create_work_done_progress(progress_token.clone())
-            .await
-            .is_ok()
+    let client_owns_progress = client_token.is_some();
+    let progress_token = client_token.unwrap_or_else(|| ProgressToken::String(token.clone()));
+    let progress = if client_owns_progress
+        || (session.flags.work_done_progress
+            && client
+                .create_work_done_progress(progress_token.clone())
+                .await
+                .is_ok())
     {
         Some(
             client
@@ -381,12 +394,14 @@ async fn quantize_command(inner: &Arc<Inner>, snap: Snapshot) -> Result<Value> {
     if let Some(progress) = progress {
         progress.finish_with_message(message.clone()).await;
     }
-    let kind = if value.is_ok() {
-        MessageType::INFO
-    } else {
-        MessageType::ERROR
-    };
-    client.show_message(kind, &message).await;
+    if !client_owns_progress {
+        let kind = if value.is_ok() {
+            MessageType::INFO
+        } else {
+            MessageType::ERROR
+        };
+        client.show_message(kind, &message).await;
+    }
     value
 }
 

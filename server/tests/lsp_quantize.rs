@@ -132,6 +132,57 @@ async fn quantize_writes_the_announced_size_with_progress() {
     client.shutdown().await;
 }
 
+/// A client that passes its own `workDoneToken` (VS Code, Neovim) gets the progress on that
+/// token and shows the result itself: one progress notification and no second message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_s_work_done_token_carries_the_progress() {
+    let ws = workspace_with_example();
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
+    let text = std::fs::read_to_string(repo_root().join("examples/MobileNetMini.quant.json"))
+        .expect("example config");
+    let uri = uri(&ws.path().join("MobileNetMini.quant.json"));
+    client.open(&uri, 1, &text).await;
+    let _ = client.diagnostics(&uri, Some(1)).await;
+    let result = client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "coremlq.quantize", "arguments": [uri], "workDoneToken": "client-7"}),
+        )
+        .await
+        .expect("quantize");
+    assert_eq!(result["written"], true, "{result}");
+    let begin = client
+        .notification(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin")
+        .await;
+    assert_eq!(begin["params"]["token"], "client-7");
+    let end = client
+        .notification(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end")
+        .await;
+    assert_eq!(end["params"]["token"], "client-7");
+    // A later request is answered, and no result message was pushed in between.
+    let _ = client
+        .request(
+            "textDocument/codeLens",
+            json!({"textDocument": {"uri": uri}}),
+        )
+        .await
+        .expect("lens");
+    assert!(
+        !client
+            .received()
+            .iter()
+            .any(|m| m["method"] == "window/showMessage"
+                || m["method"] == "window/workDoneProgress/create"),
+        "the server created its own progress or showed its own result"
+    );
+    client.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_answered_during_a_quantize_and_cancel_request_leaves_no_file() {
     let (mut client, ws, uri) = big_workspace("kmeans_lut").await;

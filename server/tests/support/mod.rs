@@ -187,6 +187,16 @@ impl TestClient {
         msg
     }
 
+    /// The queued notifications and every request the server has sent so far.
+    #[allow(dead_code)]
+    pub fn received(&self) -> Vec<Value> {
+        self.inbox
+            .iter()
+            .chain(&self.server_requests)
+            .cloned()
+            .collect()
+    }
+
     /// Waits for a notification matching `pred`, consuming it (earlier ones stay queued).
     pub async fn notification(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         let mut seen = 0;
