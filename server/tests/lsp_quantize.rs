@@ -57,12 +57,8 @@ async fn big_workspace(mode: &str) -> (TestClient, tempfile::TempDir, String) {
     (client, ws, uri)
 }
 
-fn is_report(m: &Value) -> bool {
-    m["method"] == "$/progress" && m["params"]["value"]["kind"] == "report"
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quantize_writes_the_announced_size_with_progress() {
+/// A server on a workspace holding the example model, with its config open and analysed.
+async fn example_opened() -> (TestClient, tempfile::TempDir, String) {
     let ws = workspace_with_example();
     let (mut client, _) = TestClient::initialized(
         vscode_capabilities(),
@@ -75,6 +71,16 @@ async fn quantize_writes_the_announced_size_with_progress() {
     let uri = uri(&ws.path().join("MobileNetMini.quant.json"));
     client.open(&uri, 1, &text).await;
     let _ = client.diagnostics(&uri, Some(1)).await;
+    (client, ws, uri)
+}
+
+fn is_report(m: &Value) -> bool {
+    m["method"] == "$/progress" && m["params"]["value"]["kind"] == "report"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantize_writes_the_announced_size_with_progress() {
+    let (mut client, ws, uri) = example_opened().await;
     let lens = client
         .request(
             "textDocument/codeLens",
@@ -136,18 +142,7 @@ async fn quantize_writes_the_announced_size_with_progress() {
 /// token and shows the result itself: one progress notification and no second message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_s_work_done_token_carries_the_progress() {
-    let ws = workspace_with_example();
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
-    let text = std::fs::read_to_string(repo_root().join("examples/MobileNetMini.quant.json"))
-        .expect("example config");
-    let uri = uri(&ws.path().join("MobileNetMini.quant.json"));
-    client.open(&uri, 1, &text).await;
-    let _ = client.diagnostics(&uri, Some(1)).await;
+    let (mut client, _ws, uri) = example_opened().await;
     let result = client
         .request(
             "workspace/executeCommand",
