@@ -495,7 +495,6 @@ fn the_server_survives_a_model_rewritten_in_place() {
     }
     send(json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}));
     send(json!({"jsonrpc": "2.0", "method": "exit"}));
-    drop(send);
     drop(stdin);
     let status = child.wait().expect("wait");
     let out = drain.join().unwrap_or_default();
