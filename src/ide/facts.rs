@@ -45,15 +45,7 @@ pub fn change(before: u64, after: u64) -> String {
 
 /// A count with thousands separators: `36,864`.
 pub fn count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::format::thousands(n)
 }
 
 /// Weight totals of one named layer.
