@@ -331,3 +331,110 @@ fn mlpackage_folders_are_followed() {
         .as_str()
         .is_some_and(|p| p.ends_with("Data/com.apple.CoreML/model.mlmodel")));
 }
+
+/// Protobuf helpers for hand-made models: a varint, a length-delimited field, a varint field.
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+fn ld(field: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = varint(field << 3 | 2);
+    out.extend(varint(body.len() as u64));
+    out.extend_from_slice(body);
+    out
+}
+
+fn vint(field: u64, v: u64) -> Vec<u8> {
+    let mut out = varint(field << 3);
+    out.extend(varint(v));
+    out
+}
+
+/// A spec-4 model: `description`, then a neural network (field 500) or classifier (403).
+fn model_bytes(description: &[u8], network_field: u64, network: &[u8]) -> Vec<u8> {
+    [vint(1, 4), ld(2, description), ld(network_field, network)].concat()
+}
+
+/// Writes `bytes` to a temporary model file, runs `coremlq inspect ARGS... FILE` and returns
+/// (exit code, stdout, stderr) with the file's path replaced by `MODEL`.
+fn inspect_bytes(bytes: &[u8], args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("m.mlmodel");
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    let p = path.to_string_lossy().into_owned();
+    let all: Vec<&str> = ["inspect"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain([p.as_str()])
+        .collect();
+    let (code, out, err) = coremlq(&all);
+    (code, out.replace(&p, "MODEL"), err.replace(&p, "MODEL"))
+}
+
+#[test]
+fn corrupt_description_parts_that_the_table_does_not_show_are_refused() {
+    // A flexible input whose enumerated shape claims 16 bytes inside a 4-byte message: found
+    // in a real model with one flipped byte; coremltools refuses it, so does coremlq.
+    let shapes = [0x0a, 0x10, 0x01, 0x02];
+    let array = [vint(2, 65568), ld(21, &shapes)].concat();
+    let input = [ld(1, b"x"), ld(3, &ld(5, &array))].concat();
+    let bytes = model_bytes(&ld(1, &input), 500, &[]);
+    let (code, out, err) = inspect_bytes(&bytes, &[]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    expect![[r#"
+        error: MODEL: byte 4: ModelDescription (20 bytes) is not valid in ModelDescription.input > FeatureDescription.type > FeatureType.type > ArrayFeatureType.shape_flexibility > EnumeratedShapes.shapes: buffer underflow (Core ML and coremltools refuse such a file)
+    "#]]
+    .assert_eq(&err);
+
+    // Class labels of a classifier are checked the same way.
+    let labels = ld(100, &[0x0a, 0x05, b'c', b'a']);
+    let bytes = model_bytes(&[], 403, &labels);
+    let (code, _, err) = inspect_bytes(&bytes, &[]);
+    assert_eq!(code, 1);
+    expect![[r#"
+        error: MODEL: byte 10: NeuralNetworkClassifier.stringClassLabels (4 bytes) is not valid in StringVector.vector: buffer underflow (Core ML and coremltools refuse such a file)
+    "#]]
+    .assert_eq(&err);
+}
+
+#[test]
+fn strings_that_are_not_utf8_are_shown_with_a_warning() {
+    // coremltools refuses such a file; coremlq still indexes it (names shown with U+FFFD) and
+    // says why Core ML will not load it.
+    let metadata = ld(100, &ld(4, b"MIT \xc3("));
+    let layer = [
+        ld(1, b"conv\xff"),
+        ld(2, b"in"),
+        ld(3, b"out"),
+        ld(
+            140,
+            &[vint(1, 1), vint(2, 1), ld(20, &ld(1, &1f32.to_le_bytes()))].concat(),
+        ),
+    ]
+    .concat();
+    let bytes = model_bytes(&metadata, 500, &ld(1, &layer));
+    let (code, out, err) = inspect_bytes(&bytes, &[]);
+    assert_eq!(code, 0, "{err}");
+    expect![[r#"
+        model      MODEL
+        type       neuralNetwork (specification version 4)
+        updatable  no
+        inputs     -
+        outputs    -
+        networks   1 (1 layer, 1 with weights, 1 weight tensor)
+        warning    strings that are not valid UTF-8 (the first: ModelDescription.metadata > Metadata.license, in the ModelDescription that starts at byte 4), shown with U+FFFD; protobuf strings must be UTF-8, and Core ML and coremltools refuse such a file
+
+        layer  type          tensor   shape  count  storage  bytes
+        conv�  innerProduct  weights  1x1        1  float32      6
+
+        total      1 tensor, 6 weight bytes of 52 file bytes (11.5% of the file)
+          float32              1 tensor                6 bytes
+    "#]]
+    .assert_eq(&out);
+}

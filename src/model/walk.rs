@@ -13,6 +13,7 @@ use super::index::{
     NetworkInfo, NetworkRole, Storage, WeightInfo,
 };
 use super::names::{layer_type_name, model_type_name};
+use super::proto as pb;
 use super::wire::{
     expect_f32, expect_len, expect_varint, packed_f32, packed_f32_count, push_repeated_varint,
     Field, Fields, WireError, WireType, MAX_DEPTH,
@@ -49,6 +50,7 @@ pub fn build(path: &Path, bytes: &[u8]) -> Result<ModelIndex, ModelError> {
         buf: bytes,
         idx: ModelIndex::default(),
         unknown: BTreeMap::new(),
+        not_utf8: None,
     };
     w.idx.path = path.to_path_buf();
     w.idx.file_bytes = bytes.len() as u64;
@@ -73,6 +75,13 @@ pub fn build(path: &Path, bytes: &[u8]) -> Result<ModelIndex, ModelError> {
                       model type); not a Core ML model"
                 .into(),
         });
+    }
+    if let Some((what, at)) = w.not_utf8.take() {
+        w.idx.warnings.push(format!(
+            "strings that are not valid UTF-8 (the first: {what} at byte {at}), shown with \
+             U+FFFD; protobuf strings must be UTF-8, and Core ML and coremltools refuse such a \
+             file"
+        ));
     }
     for (what, (count, first)) in std::mem::take(&mut w.unknown) {
         w.idx.warnings.push(format!(
@@ -144,8 +153,62 @@ fn flexible(msg: &Msg) -> &'static str {
     }
 }
 
-fn string(buf: &[u8], f: &Field) -> String {
-    String::from_utf8_lossy(&buf[f.value.clone()]).into_owned()
+/// How a small, fully modelled message failed a full decode.
+enum DecodeProblem {
+    /// A string that is not UTF-8 (reported as a warning, like names: the index still works).
+    Utf8(String),
+    /// Anything else: a length, wire type or varint that does not fit.
+    Malformed(WireError),
+}
+
+/// Checks a small message whose fields are all modelled in `proto/` (a description, a class
+/// label list) with a full decode: wire types, lengths and UTF-8 of every string, as
+/// coremltools' parse does. Never used on weight payloads.
+fn check_decodes<M: prost::Message + Default>(
+    buf: &[u8],
+    body: &Span,
+    what: &str,
+) -> Result<(), DecodeProblem> {
+    let bytes = buf.get(body.clone()).unwrap_or_default();
+    let Err(e) = M::decode(bytes) else {
+        return Ok(());
+    };
+    // prost lists the enclosing fields innermost first ("Inner.f: Outer.g: problem"); print
+    // them outermost first.
+    let text = e.to_string().replace("r#", "");
+    let text = text
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(&text);
+    let is_field = |p: &&str| {
+        p.split_once('.').is_some_and(|(m, f)| {
+            !m.is_empty()
+                && !f.is_empty()
+                && (m.chars().chain(f.chars())).all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    let mut parts: Vec<&str> = text.split(": ").take_while(is_field).collect();
+    let problem = text
+        .split(": ")
+        .skip(parts.len())
+        .collect::<Vec<_>>()
+        .join(": ");
+    parts.reverse();
+    let place = if parts.is_empty() {
+        what.to_string()
+    } else {
+        parts.join(" > ")
+    };
+    if problem.contains("UTF-8") {
+        return Err(DecodeProblem::Utf8(place));
+    }
+    Err(DecodeProblem::Malformed(WireError::new(
+        body.start,
+        format!(
+            "{what} ({} bytes) is not valid in {place}: {problem} (Core ML and coremltools refuse \
+             such a file)",
+            body.len()
+        ),
+    )))
 }
 
 fn deeper(depth: usize, at: usize) -> R<usize> {
@@ -253,6 +316,8 @@ struct Walker<'a> {
     idx: ModelIndex,
     /// Unknown fields per message type: (count, first offset).
     unknown: BTreeMap<&'static str, (u64, usize)>,
+    /// The first string that is not UTF-8: (its field, its offset).
+    not_utf8: Option<(String, usize)>,
 }
 
 impl<'a> Walker<'a> {
@@ -264,6 +329,35 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(Msg { what, fields })
+    }
+
+    /// The string field `f` (`what` names it), decoded lossily: protobuf strings must be UTF-8,
+    /// and one that is not is noted for a warning (Core ML and coremltools refuse the file).
+    fn string(&mut self, f: &Field, what: &str) -> String {
+        let bytes = self.buf.get(f.value.clone()).unwrap_or_default();
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_string(),
+            Err(e) => {
+                self.note_not_utf8(what, f.value.start + e.valid_up_to());
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+        }
+    }
+
+    fn note_not_utf8(&mut self, what: &str, at: usize) {
+        self.not_utf8.get_or_insert_with(|| (what.to_string(), at));
+    }
+
+    /// [`check_decodes`], with a string that is not UTF-8 noted for the warning.
+    fn check<M: prost::Message + Default>(&mut self, body: &Span, what: &str) -> R<()> {
+        match check_decodes::<M>(self.buf, body, what) {
+            Ok(()) => Ok(()),
+            Err(DecodeProblem::Utf8(place)) => {
+                self.note_not_utf8(&format!("{place}, in the {what} that starts"), body.start);
+                Ok(())
+            }
+            Err(DecodeProblem::Malformed(e)) => Err(e),
+        }
     }
 
     fn note_unknown(&mut self, what: &'static str, at: usize) {
@@ -403,7 +497,7 @@ impl<'a> Walker<'a> {
                 }
                 2 => {
                     expect_len(&f, "Pipeline.names")?;
-                    names.push(string(self.buf, &f));
+                    names.push(self.string(&f, "Pipeline.names"));
                 }
                 _ => self.note_unknown("Pipeline", f.span.start),
             }
@@ -418,7 +512,7 @@ impl<'a> Walker<'a> {
     fn description(&mut self, body: Span, depth: usize) -> R<(Vec<FeatureInfo>, Vec<FeatureInfo>)> {
         let depth = deeper(depth, body.start)?;
         let msg = self.read(
-            body,
+            body.clone(),
             "ModelDescription",
             &[1, 10, 11, 12, 13, 20, 21, 50, 100],
         )?;
@@ -433,6 +527,10 @@ impl<'a> Walker<'a> {
             expect_len(f, "ModelDescription.input/output")?;
             out.push(self.feature(f.value.clone(), depth)?);
         }
+        // The description is small and fully modelled: check all of it (metadata, shape
+        // ranges, function descriptions), not only the parts the index reports. The walk
+        // above has already reported what it reads, with its exact offset.
+        self.check::<pb::ModelDescription>(&body, "ModelDescription")?;
         Ok((inputs, outputs))
     }
 
@@ -442,7 +540,7 @@ impl<'a> Walker<'a> {
         let mut info = FeatureInfo::default();
         if let Some(f) = msg.last(1) {
             expect_len(f, "FeatureDescription.name")?;
-            info.name = string(self.buf, f);
+            info.name = self.string(f, "FeatureDescription.name");
         }
         if let Some(f) = msg.last(3) {
             expect_len(f, "FeatureDescription.type")?;
@@ -582,6 +680,19 @@ impl<'a> Walker<'a> {
                 let layer = self.layer(f.span.clone(), f.value.clone(), id, &path, i, depth)?;
                 self.idx.networks[id].layers.push(layer);
                 i += 1;
+            } else if what == "NeuralNetworkClassifier" && (f.number == 100 || f.number == 101) {
+                // Class labels: check them as coremltools' parse would (UTF-8 strings).
+                let name = if f.number == 100 {
+                    "NeuralNetworkClassifier.stringClassLabels"
+                } else {
+                    "NeuralNetworkClassifier.int64ClassLabels"
+                };
+                expect_len(&f, name)?;
+                if f.number == 100 {
+                    self.check::<pb::StringVector>(&f.value, name)?;
+                } else {
+                    self.check::<pb::Int64Vector>(&f.value, name)?;
+                }
             } else if !known.contains(&f.number) {
                 self.note_unknown(what, f.span.start);
             }
@@ -610,15 +721,17 @@ impl<'a> Walker<'a> {
             match f.number {
                 1 => {
                     expect_len(&f, "NeuralNetworkLayer.name")?;
-                    info.name = string(self.buf, &f);
+                    info.name = self.string(&f, "NeuralNetworkLayer.name");
                 }
                 2 => {
                     expect_len(&f, "NeuralNetworkLayer.input")?;
-                    info.inputs.push(string(self.buf, &f));
+                    info.inputs
+                        .push(self.string(&f, "NeuralNetworkLayer.input"));
                 }
                 3 => {
                     expect_len(&f, "NeuralNetworkLayer.output")?;
-                    info.outputs.push(string(self.buf, &f));
+                    info.outputs
+                        .push(self.string(&f, "NeuralNetworkLayer.output"));
                 }
                 4 | 5 => {}
                 10 => info.is_updatable = expect_varint(&f, "NeuralNetworkLayer.isUpdatable")? != 0,
