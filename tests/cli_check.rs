@@ -101,15 +101,17 @@ fn warnings_alone_exit_zero() {
 }
 
 #[test]
-fn workspace_flag_enables_the_outside_warning() {
-    let (code, stdout, _) = check(&[
-        "--workspace",
-        "tests/data",
-        "tests/data/config/output_outside_workspace.quant.json",
-    ]);
-    assert_eq!(code, 0);
-    assert!(stdout.contains("warning[Q0602]"), "{stdout}");
-    let (_, stdout, _) = check(&["tests/data/config/output_outside_workspace.quant.json"]);
+fn outputs_outside_the_workspace_are_errors() {
+    let config = "tests/data/config/output_outside_workspace.quant.json";
+    // The given workspace, and by default the repository holding the config.
+    for args in [&["--workspace", "tests/data", config][..], &[config][..]] {
+        let (code, stdout, _) = check(args);
+        assert_eq!(code, 1, "{args:?}: {stdout}");
+        assert!(stdout.contains("error[Q0602]"), "{args:?}: {stdout}");
+        assert!(stdout.contains("--allow-outside-workspace"), "{stdout}");
+    }
+    let (code, stdout, _) = check(&["--allow-outside-workspace", config]);
+    assert_eq!(code, 0, "{stdout}");
     assert!(!stdout.contains("Q0602"), "{stdout}");
 }
 

@@ -321,7 +321,14 @@ fn conv_batchnorm_fusion_uses_the_correct_formula() {
     let file = ModelFile::open(&fixture("fuse_conv_bn.mlmodel")).unwrap();
     let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
     let fp = &p.fusions[0];
-    let v = coremlq::quant::fusion::compute(&file.path, file.bytes(), &file.index, fp).unwrap();
+    let v = coremlq::quant::fusion::compute(
+        &file.path,
+        file.bytes(),
+        &file.index,
+        fp,
+        coremlq::quant::kernels::Dialect::F32,
+    )
+    .unwrap();
     let read = |layer: &str, field: &str| {
         let l = file
             .index
@@ -605,8 +612,14 @@ fn scale_fusion_fixes_coremltools_deconvolution_axis_and_unscaled_bias() {
     // §4 bug 8: deconvolution weights [kc, oc/g, kH, kW] are scaled along axis 1.
     let file = ModelFile::open(&fixture("fuse_deconv_scale.mlmodel")).unwrap();
     let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
-    let v = coremlq::quant::fusion::compute(&file.path, file.bytes(), &file.index, &p.fusions[0])
-        .unwrap();
+    let v = coremlq::quant::fusion::compute(
+        &file.path,
+        file.bytes(),
+        &file.index,
+        &p.fusions[0],
+        coremlq::quant::kernels::Dialect::F32,
+    )
+    .unwrap();
     let (w, s) = (
         values_of(&file, "deconv", "weights"),
         values_of(&file, "scale", "scale"),
@@ -619,8 +632,14 @@ fn scale_fusion_fixes_coremltools_deconvolution_axis_and_unscaled_bias() {
     // §4 bug 9: a scale layer without bias still scales the producer's bias.
     let file = ModelFile::open(&fixture("fuse_ip_scale.mlmodel")).unwrap();
     let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
-    let v = coremlq::quant::fusion::compute(&file.path, file.bytes(), &file.index, &p.fusions[0])
-        .unwrap();
+    let v = coremlq::quant::fusion::compute(
+        &file.path,
+        file.bytes(),
+        &file.index,
+        &p.fusions[0],
+        coremlq::quant::kernels::Dialect::F32,
+    )
+    .unwrap();
     let (b, s) = (
         values_of(&file, "ip", "bias"),
         values_of(&file, "scale", "scale"),

@@ -1,9 +1,12 @@
 //! Parity with coremltools 9.0: every case of `tests/fixtures/manifest.json` is run through
-//! coremlq with the same settings. Successful float32-dialect cases must be byte-identical
-//! to the golden output; k-means cases must reach a reconstruction error no larger than
-//! coremltools' on every tensor; error cases must fail with the same kind of error. Where
-//! coremlq deliberately fixes a coremltools bug (spec §4), the case asserts the documented
-//! behaviour instead.
+//! coremlq with the same settings. Successful float32-dialect cases (`cases`) must be
+//! byte-identical to the golden output; k-means cases must reach a reconstruction error no
+//! larger than coremltools' on every tensor; error cases must fail with the same kind of error.
+//! The float64-dialect cases (`cases_f64`, coremltools with protobuf ≤ 6, spec §3.1) are run
+//! with `Dialect::F64` and compared the same way. Where coremlq deliberately fixes a
+//! coremltools bug (spec §4), the case asserts the documented behaviour instead.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use coremlq::model::{ModelFile, Storage};
 use coremlq::quant::error::{PlanErrorKind, QuantError};
 use coremlq::quant::execute::quantize_to_vec;
-use coremlq::quant::kernels;
+use coremlq::quant::kernels::{self, Dialect};
 use coremlq::quant::{estimate, fusion};
 use coremlq::quant::{plan, Choice, Mode, RunOptions, Selector, Settings};
 use serde_json::Value;
@@ -158,7 +161,9 @@ fn lut_mse(input: &ModelFile, plan: &plan::Plan, output: &ModelFile) -> Vec<(Str
         // Fused tensors are compared with the fused values coremltools quantized.
         let vals = match plan.fusion_of(orig.layer) {
             Some(fp) if fp.rewrites(&orig.field) => {
-                let Ok(v) = fusion::compute(&input.path, input.bytes(), &input.index, fp) else {
+                let Ok(v) =
+                    fusion::compute(&input.path, input.bytes(), &input.index, fp, Dialect::F64)
+                else {
                     continue;
                 };
                 let Some(v) = v.get(&orig.field) else {
@@ -179,6 +184,16 @@ fn lut_mse(input: &ModelFile, plan: &plan::Plan, output: &ModelFile) -> Vec<(Str
     out
 }
 
+/// Outcome counts of a set of cases.
+#[derive(Debug, Default)]
+struct Counts {
+    identical: usize,
+    kmeans_ok: usize,
+    errors_ok: usize,
+    deviations: usize,
+    failures: Vec<String>,
+}
+
 #[test]
 fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
     let Some(m) = manifest() else {
@@ -187,9 +202,114 @@ fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
     };
     let cases = m["cases"].as_array().cloned().unwrap_or_default();
     assert!(!cases.is_empty());
+    let c = run_cases(&cases, Dialect::F32);
+    eprintln!(
+        "{} cases: {} byte-identical, {} k-means within coremltools' error, {} same errors, {} documented deviations, {} failures",
+        cases.len(),
+        c.identical,
+        c.kmeans_ok,
+        c.errors_ok,
+        c.deviations,
+        c.failures.len()
+    );
+    for f in c.failures.iter().take(60) {
+        eprintln!("  {f}");
+    }
+    assert!(
+        c.failures.is_empty(),
+        "{} parity failures",
+        c.failures.len()
+    );
+}
+
+#[test]
+fn every_float64_dialect_case_matches_coremltools_or_its_documented_fix() {
+    let Some(m) = manifest() else {
+        eprintln!("no fixtures manifest; skipping");
+        return;
+    };
+    let cases = m["cases_f64"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !cases.is_empty(),
+        "the manifest has no float64-dialect cases"
+    );
+    assert!(cases.iter().all(|c| c["dialect"] == "F64"));
+    let c = run_cases(&cases, Dialect::F64);
+    eprintln!(
+        "{} float64-dialect cases: {} byte-identical, {} same errors, {} documented deviations, {} failures",
+        cases.len(),
+        c.identical,
+        c.errors_ok,
+        c.deviations,
+        c.failures.len()
+    );
+    for f in c.failures.iter().take(60) {
+        eprintln!("  {f}");
+    }
+    assert!(
+        c.failures.is_empty(),
+        "{} parity failures",
+        c.failures.len()
+    );
+    assert_eq!(c.kmeans_ok, 0, "k-means cases belong to `cases`");
+}
+
+/// `coremlq quantize --float64` writes environment B's output, plain `coremlq quantize`
+/// environment A's (a model whose dialects differ in every mode below).
+#[test]
+fn cli_float64_flag_reproduces_the_float64_dialect() {
+    let Some(m) = manifest() else {
+        eprintln!("no fixtures manifest; skipping");
+        return;
+    };
+    let golden = |key: &str, id: &str| -> Option<Vec<u8>> {
+        let case = m[key].as_array()?.iter().find(|c| c["id"] == id)?;
+        std::fs::read(fixtures().join(case["outcome"]["golden"].as_str()?)).ok()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (mode, nbits) in [
+        ("linear", "4"),
+        ("linear_symmetric", "8"),
+        ("linear_lut", "2"),
+    ] {
+        let id = format!("dialect_probe__{mode}{nbits}");
+        let (Some(f32_golden), Some(f64_golden)) = (golden("cases", &id), golden("cases_f64", &id))
+        else {
+            panic!("{id}: missing golden outputs");
+        };
+        assert_ne!(f32_golden, f64_golden, "{id}: the dialects should differ");
+        for (flag, want) in [(None, &f32_golden), (Some("--float64"), &f64_golden)] {
+            let out = dir
+                .path()
+                .join(format!("{id}{}.mlmodel", flag.unwrap_or("")));
+            let out_s = out.to_string_lossy().into_owned();
+            let mut args = vec![
+                "quantize",
+                "tests/fixtures/models/dialect_probe.mlmodel",
+                "--nbits",
+                nbits,
+                "--mode",
+                mode,
+                "-o",
+                &out_s,
+            ];
+            args.extend(flag);
+            let (code, _, err) = common::coremlq(&args);
+            assert_eq!(code, 0, "{id} {flag:?}: {err}");
+            let got = std::fs::read(&out).expect("output written");
+            assert!(
+                got == *want,
+                "{id} {flag:?}: output differs from coremltools'"
+            );
+        }
+    }
+}
+
+/// Runs every case with `dialect` and compares it with coremltools' outcome.
+fn run_cases(cases: &[Value], dialect: Dialect) -> Counts {
     let mut failures = Vec::new();
     let (mut identical, mut deviations, mut errors_ok, mut kmeans_ok) = (0, 0, 0, 0);
-    for case in &cases {
+    for case in cases {
         let id = case["id"].as_str().unwrap_or("?").to_string();
         let input = fixtures().join(case["input"].as_str().unwrap_or(""));
         let outcome = &case["outcome"];
@@ -202,11 +322,14 @@ fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
                 .map_err(|e| format!("error {}", kind_name(&e.kind)))?;
             let est = estimate::estimate(&file.index, file.bytes(), &plan)
                 .map_err(|e| format!("estimate: {e}"))?;
-            let bytes =
-                quantize_to_vec(&file, &plan, &RunOptions::default()).map_err(|e| match e {
-                    QuantError::Plan(p) => format!("error {}", kind_name(&p.kind)),
-                    e => format!("run: {e}"),
-                })?;
+            let opts = RunOptions {
+                dialect,
+                ..RunOptions::default()
+            };
+            let bytes = quantize_to_vec(&file, &plan, &opts).map_err(|e| match e {
+                QuantError::Plan(p) => format!("error {}", kind_name(&p.kind)),
+                e => format!("run: {e}"),
+            })?;
             if est.bytes_after != bytes.len() as u64 {
                 return Err(format!(
                     "estimate {} != written {}",
@@ -226,7 +349,7 @@ fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
                 let golden =
                     std::fs::read(fixtures().join(outcome["golden"].as_str().unwrap_or("")))
                         .unwrap_or_default();
-                if case["env"] == "B" {
+                if case.get("kmeans_tensors").is_some() {
                     // k-means: compare quality per tensor, not bytes.
                     let Ok(out) = ModelFile::from_bytes(PathBuf::from(&id), bytes.clone()) else {
                         failures.push(format!("{id}: output does not index"));
@@ -325,13 +448,11 @@ fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
             )),
         }
     }
-    eprintln!(
-        "{} cases: {identical} byte-identical, {kmeans_ok} k-means within coremltools' error, {errors_ok} same errors, {deviations} documented deviations, {} failures",
-        cases.len(),
-        failures.len()
-    );
-    for f in failures.iter().take(60) {
-        eprintln!("  {f}");
+    Counts {
+        identical,
+        kmeans_ok,
+        errors_ok,
+        deviations,
+        failures,
     }
-    assert!(failures.is_empty(), "{} parity failures", failures.len());
 }

@@ -416,3 +416,239 @@ fn a_killed_run_leaves_the_previous_output_or_nothing() {
     );
     let _ = Duration::ZERO;
 }
+
+/// Runs `coremlq` with `args` in `dir`: (exit code, stdout + stderr).
+fn coremlq(dir: &Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_coremlq"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coremlq");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A scratch tree `scratch/ws/cfg/` (no repository above it) holding the conv fixture at
+/// `ws/conv.mlmodel`, and `scratch/elsewhere/`, outside the workspace.
+fn config_tree() -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(scratch.path()).expect("canonical");
+    std::fs::create_dir_all(root.join("ws/cfg")).expect("mkdir");
+    std::fs::create_dir_all(root.join("elsewhere")).expect("mkdir");
+    copy_in(
+        &root.join("ws"),
+        &self::root().join("tests/fixtures/models/conv.mlmodel"),
+    );
+    (scratch, root)
+}
+
+/// Writes a config at `path` naming `model` and (when given) `output` on line 4.
+fn write_config(path: &Path, model: &str, output: Option<&str>) {
+    let out = output.map_or_else(String::new, |o| format!(",\n  \"output\": {o:?}"));
+    std::fs::write(
+        path,
+        format!("{{\n  \"model\": {model:?},\n  \"nbits\": 8{out}\n}}\n"),
+    )
+    .expect("write config");
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+/// Config-driven quantize refuses an output resolving outside the workspace (by `..`,
+/// through a linked folder, or the default output beside a model outside it), naming the
+/// config, the value's line:column, the resolved path, the workspace and how to allow it;
+/// `check` reports the same error; `--workspace` and `--allow-outside-workspace` allow it;
+/// a repository marker widens the default workspace; the one-off form is not restricted.
+#[cfg(unix)]
+#[test]
+fn outputs_outside_the_workspace_are_refused_for_configs() {
+    let (_scratch, root) = config_tree();
+    let ws = root.join("ws");
+    let cfg = ws.join("cfg");
+    let elsewhere = root.join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, cfg.join("link")).expect("symlink");
+    copy_in(
+        &elsewhere,
+        &self::root().join("tests/fixtures/models/conv.mlmodel"),
+    );
+    let cases: [(&str, &str, Option<&str>, &str, PathBuf); 3] = [
+        (
+            "dotdot.quant.json",
+            "../conv.mlmodel",
+            Some("../../elsewhere/a.mlmodel"),
+            ":4:13",
+            elsewhere.join("a.mlmodel"),
+        ),
+        (
+            "link.quant.json",
+            "../conv.mlmodel",
+            Some("link/b.mlmodel"),
+            ":4:13",
+            elsewhere.join("b.mlmodel"),
+        ),
+        (
+            "default.quant.json",
+            "../../elsewhere/conv.mlmodel",
+            None,
+            ":2:12",
+            elsewhere.join("conv.8bit.mlmodel"),
+        ),
+    ];
+    for (name, model, output, place, resolved) in &cases {
+        let config = cfg.join(name);
+        write_config(&config, model, *output);
+        let before = leftovers(&elsewhere, &[]);
+        for sub in ["quantize", "check"] {
+            let (code, said) = coremlq(&cfg, &[os(sub), config.as_os_str()]);
+            assert_eq!(code, Some(1), "{sub} {name}: {said}");
+            for needle in [
+                "error[Q0602]",
+                &format!("{}{place}", config.display()),
+                &format!("resolves to {}", resolved.display()),
+                &format!("outside the workspace {}", cfg.display()),
+                "the config's folder: no .git, .hg or .jj above it",
+                "--workspace DIR",
+                "--allow-outside-workspace",
+            ] {
+                assert!(
+                    said.contains(needle),
+                    "{sub} {name}: no {needle:?} in\n{said}"
+                );
+            }
+        }
+        assert_eq!(leftovers(&elsewhere, &[]), before, "{name}: wrote outside");
+        // A workspace that holds the output, or the flag, allows it.
+        let (code, said) = coremlq(
+            &cfg,
+            &[
+                os("check"),
+                os("--workspace"),
+                root.as_os_str(),
+                config.as_os_str(),
+            ],
+        );
+        assert_eq!(code, Some(0), "check --workspace {name}: {said}");
+        let (code, said) = coremlq(
+            &cfg,
+            &[
+                os("quantize"),
+                os("--allow-outside-workspace"),
+                config.as_os_str(),
+            ],
+        );
+        assert_eq!(
+            code,
+            Some(0),
+            "quantize --allow-outside-workspace {name}: {said}"
+        );
+        assert!(resolved.exists(), "{name}: {said}");
+        std::fs::remove_file(resolved).expect("remove");
+        let (code, said) = coremlq(
+            &cfg,
+            &[
+                os("quantize"),
+                os("--workspace"),
+                root.as_os_str(),
+                config.as_os_str(),
+            ],
+        );
+        assert_eq!(code, Some(0), "quantize --workspace {name}: {said}");
+        assert!(resolved.exists(), "{name}: {said}");
+        std::fs::remove_file(resolved).expect("remove");
+    }
+    // Inside the workspace: written.
+    let inside = cfg.join("inside.quant.json");
+    write_config(&inside, "../conv.mlmodel", Some("out/c.mlmodel"));
+    let (code, said) = coremlq(&cfg, &[os("quantize"), inside.as_os_str()]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(cfg.join("out/c.mlmodel").exists());
+    // A repository above the config is the workspace: `ws/d.mlmodel` is inside it.
+    let up = cfg.join("up.quant.json");
+    write_config(&up, "../conv.mlmodel", Some("../d.mlmodel"));
+    let (code, said) = coremlq(&cfg, &[os("check"), up.as_os_str()]);
+    assert_eq!(code, Some(1), "no repository yet: {said}");
+    for marker in [".git", ".hg", ".jj"] {
+        std::fs::create_dir(ws.join(marker)).expect("mkdir");
+        let (code, said) = coremlq(&cfg, &[os("check"), up.as_os_str()]);
+        assert_eq!(code, Some(0), "{marker}: {said}");
+        std::fs::remove_dir(ws.join(marker)).expect("rmdir");
+    }
+    std::fs::create_dir(ws.join(".git")).expect("mkdir");
+    let (code, said) = coremlq(&cfg, &[os("quantize"), up.as_os_str()]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(ws.join("d.mlmodel").exists());
+    // ...but not beyond it.
+    let (code, said) = coremlq(
+        &cfg,
+        &[os("quantize"), cfg.join("dotdot.quant.json").as_os_str()],
+    );
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the repository holding the config: it has .git"),
+        "{said}"
+    );
+    // The one-off form writes where the user said.
+    let (code, said) = coremlq(
+        &cfg,
+        &[
+            os("quantize"),
+            ws.join("conv.mlmodel").as_os_str(),
+            os("--nbits"),
+            os("8"),
+            os("-o"),
+            elsewhere.join("e.mlmodel").as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{said}");
+    assert!(elsewhere.join("e.mlmodel").exists());
+}
+
+/// Config-driven quantize, inside the workspace, still refuses an output onto the input,
+/// through a link into it, or onto a file that is not a model, and leaves them unchanged.
+#[cfg(unix)]
+#[test]
+fn configs_cannot_write_onto_the_input_or_a_file_that_is_not_a_model() {
+    let (_scratch, root) = config_tree();
+    let cfg = root.join("ws/cfg");
+    let input = root.join("ws/conv.mlmodel");
+    let before = snapshot(&input);
+    // A repository: the workspace holds the input.
+    std::fs::create_dir(root.join("ws/.git")).expect("mkdir");
+    std::os::unix::fs::symlink(&input, cfg.join("link.mlmodel")).expect("symlink");
+    std::os::unix::fs::symlink(root.join("ws"), cfg.join("up")).expect("symlink");
+    std::fs::write(cfg.join("notes.mlmodel"), "my only copy\n").expect("write");
+    let notes = snapshot(&cfg.join("notes.mlmodel"));
+    for (output, why) in [
+        ("../conv.mlmodel", "the input model is never overwritten"),
+        (
+            "./../cfg/../conv.mlmodel",
+            "the input model is never overwritten",
+        ),
+        ("link.mlmodel", "the output resolves to the model itself"),
+        ("up/conv.mlmodel", "the output resolves to the model itself"),
+        ("notes.mlmodel", "not a Core ML model"),
+    ] {
+        let config = cfg.join("c.quant.json");
+        write_config(&config, "../conv.mlmodel", Some(output));
+        for sub in ["check", "quantize"] {
+            let (code, said) = coremlq(&cfg, &[os(sub), config.as_os_str()]);
+            assert_eq!(code, Some(1), "{sub} {output}: {said}");
+            assert!(said.contains(why), "{sub} {output}: no {why:?} in\n{said}");
+        }
+        assert_eq!(snapshot(&input), before, "{output}: the input changed");
+        assert_eq!(snapshot(&cfg.join("notes.mlmodel")), notes);
+        assert!(std::fs::symlink_metadata(cfg.join("link.mlmodel"))
+            .expect("link")
+            .file_type()
+            .is_symlink());
+    }
+}

@@ -80,7 +80,13 @@ impl ModelCache {
     fn lookup(&self, path: &Path, stamp: Option<Stamp>) -> Option<Loaded> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(path)?;
-        (stamp.is_some() && entry.stamp == stamp).then(|| entry.loaded.clone())
+        // A map poisoned by a truncation is stale even when the file is back at the same
+        // size and time stamp.
+        let intact = match entry.loaded.as_ref() {
+            Ok(file) => file.check_unchanged().is_ok(),
+            Err(_) => true,
+        };
+        (intact && stamp.is_some() && entry.stamp == stamp).then(|| entry.loaded.clone())
     }
 
     /// The plan of `settings` on the model `loaded`, from the cache or made by `make`.

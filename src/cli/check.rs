@@ -2,11 +2,12 @@
 //! JSON; exit status 1 when any config has an error.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use coremlq::config::load::{check_file, Checked};
 use coremlq::config::render::{rustc_style, LineIndex};
+use coremlq::config::workspace::{refuse_onto_model, refuse_outside, Workspace};
 use coremlq::config::{Diagnostic, Severity};
 use serde_json::{json, Value};
 
@@ -19,9 +20,13 @@ pub struct Args {
     /// Print the diagnostics as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The workspace folder: an `output` outside it gets a warning.
+    /// The workspace folder: an output resolving outside it is an error (Q0602). Default:
+    /// the repository holding each config (`.git`, `.hg`, `.jj`), else its folder.
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+    /// Do not report outputs outside the workspace (as `quantize` with the same flag).
+    #[arg(long)]
+    pub allow_outside_workspace: bool,
 }
 
 /// Runs `coremlq check`.
@@ -36,7 +41,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut checked = Vec::new();
     for path in &files {
-        checked.push(check_file(path, args.workspace.as_deref())?);
+        checked.push(checked_in_workspace(
+            path,
+            args.workspace.as_deref(),
+            args.allow_outside_workspace,
+        )?);
     }
     let errors: usize = checked.iter().map(|c| count(c, Severity::Error)).sum();
     let warnings: usize = checked.iter().map(|c| count(c, Severity::Warning)).sum();
@@ -70,8 +79,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Checks one config, with links followed for the output: an output that is the model
+/// (Q0601), or outside the workspace unless `allow` (Q0602; the workspace is `workspace`,
+/// else the repository holding the config, else its folder).
+/// `check` and `quantize` both go through here, so they agree.
+pub fn checked_in_workspace(
+    config: &Path,
+    workspace: Option<&Path>,
+    allow: bool,
+) -> anyhow::Result<Checked> {
+    // The analysis' own lexical check is left out: the one here follows links.
+    let mut checked = check_file(config, None)?;
+    refuse_onto_model(&mut checked);
+    if !allow {
+        refuse_outside(&mut checked, &Workspace::for_config(config, workspace));
+    }
+    Ok(checked)
+}
+
 /// Every `*.quant.json` below `dir` (hidden folders and `target` skipped), sorted.
-fn find_configs(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn find_configs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

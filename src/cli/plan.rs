@@ -58,7 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (Some(plan), Some(model)) = (&checked.analysis.plan, &checked.model) else {
         return refuse(&checked);
     };
-    let est = estimate(&model.index, model.bytes(), plan)?;
+    let est = estimate(&model.index, model.bytes(), plan);
+    model.check_unchanged()?;
+    let est = est?;
     let rows = rows(&model.index, plan);
     let qualities = if args.quality {
         quality(model, plan)?

@@ -51,6 +51,13 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Configs only: the workspace their outputs must stay in (default: the repository
+    /// holding each config, else its folder).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Configs only: write outputs that resolve outside the workspace too.
+    #[arg(long)]
+    pub allow_outside_workspace: bool,
 }
 
 /// Runs `coremlq quantize`.
@@ -61,7 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !models.is_empty() {
             anyhow::bail!("give either one model with flags or `*.quant.json` configs, not both");
         }
-        return run_configs(&configs);
+        return super::quantize_configs::run(
+            &configs,
+            args.workspace.as_deref(),
+            args.allow_outside_workspace,
+        );
     }
     let [model] = models.as_slice() else {
         anyhow::bail!("give exactly one model to quantize (got {})", models.len());
@@ -116,10 +127,6 @@ fn is_config(p: &Path) -> bool {
 }
 
 /// `*.quant.json` arguments are handled by the config front end.
-fn run_configs(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    super::quantize_configs::run(paths)
-}
-
 /// Builds [`Settings`] from the flags, with coremltools' validation order and texts.
 pub fn settings_from_args(args: &Args) -> anyhow::Result<Settings> {
     let mode = Mode::parse(&args.mode).ok_or_else(|| {

@@ -10,16 +10,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use coremlq::config::load::{check_file, Checked};
+use coremlq::config::load::Checked;
 use coremlq::format::percent_of;
 use coremlq::quant::{quantize, Report, RunOptions};
 use rayon::prelude::*;
 
 /// Quantizes the models of `configs`; exit status 1 when a config is refused or a run fails.
-pub fn run(configs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+/// An output resolving outside the workspace (`workspace`, else the repository holding the
+/// config, else its folder) is refused unless `allow_outside` (configs may come from
+/// anywhere; the one-off `quantize MODEL -o OUT` form is not restricted).
+pub fn run(
+    configs: &[PathBuf],
+    workspace: Option<&Path>,
+    allow_outside: bool,
+) -> anyhow::Result<ExitCode> {
     let mut checked = Vec::new();
     for path in configs {
-        checked.push(check_file(path, None)?);
+        checked.push(super::check::checked_in_workspace(
+            path,
+            workspace,
+            allow_outside,
+        )?);
     }
     let mut stdout = std::io::stdout().lock();
     let refused: Vec<&Checked> = checked

@@ -28,6 +28,8 @@
 //!    the model, probes the output, then calls `analyze` ([`load::check_file`],
 //!    [`load::check_text`] for unsaved text, [`load::probe_output`]).
 //! 5. [`render`] — line/column conversion and the rustc-style text of diagnostics.
+//! 6. [`workspace`] — the command line's workspace of a config and the `Q0602` refusal of
+//!    an output that resolves outside it (links followed).
 
 pub mod analysis;
 pub mod diagnostic;
@@ -36,6 +38,7 @@ pub mod render;
 pub mod schema;
 pub mod suggest;
 pub mod syntax;
+pub mod workspace;
 
 pub use analysis::{analyze, Analysis, Context, ModelStatus, OutputStatus};
 pub use diagnostic::{Code, Diagnostic, Edit, Fix, Related, Severity};

@@ -78,7 +78,10 @@ pub fn plan_for(model: &ModelFile, settings: &Settings) -> Planned {
         plan::build(&model.index, settings)
             .map_err(|e| e.to_string())
             .map(|p| {
-                let e = estimate::estimate(&model.index, model.bytes(), &p).ok();
+                // An estimate read from a model that changed meanwhile is no estimate.
+                let e = estimate::estimate(&model.index, model.bytes(), &p)
+                    .ok()
+                    .filter(|_| model.check_unchanged().is_ok());
                 (p, e)
             }),
     )

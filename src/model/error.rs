@@ -23,6 +23,12 @@ pub enum ModelError {
         /// What was expected there.
         message: String,
     },
+    /// The file was truncated or rewritten while it was being read (memory-mapped files).
+    #[error("{path} changed while it was being read (it was truncated or rewritten); nothing was written")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is something else (an LFS pointer, an empty file, a folder without a model, …).
     #[error("{path}: {message}")]
     NotAModel {

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod index;
+pub mod map_guard;
 pub mod names;
 pub mod open;
 pub mod package;

@@ -2,9 +2,11 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use memmap2::Mmap;
 
+use super::map_guard::{self, Registration};
 use super::{ModelError, ModelIndex, WeightInfo};
 
 /// Files up to this size are read into memory; larger ones are memory-mapped.
@@ -20,17 +22,32 @@ pub struct ModelFile {
 }
 
 enum Bytes {
-    Mapped(Mmap),
+    Mapped(Mapped),
     Owned(Vec<u8>),
+}
+
+/// A memory-mapped model file and what is needed to notice that it changed underneath.
+struct Mapped {
+    /// Declared before `map`: fields drop in order, so the map is unregistered from the
+    /// SIGBUS guard before it is unmapped.
+    guard: Option<Registration>,
+    map: Mmap,
+    /// The file mapped (the same file even if the path is later renamed over or deleted).
+    file: std::fs::File,
+    /// Its size and modification time when mapped.
+    len: u64,
+    mtime: Option<SystemTime>,
 }
 
 impl ModelFile {
     /// Opens and indexes a `.mlmodel` file or an `.mlpackage` folder.
     ///
     /// A file larger than 16 MiB is memory-mapped with random-access advice, so indexing
-    /// faults in only the pages holding field headers, never the weight payloads in between
-    /// (such a file must not be truncated while the `ModelFile` is alive: reading a vanished
-    /// page faults); smaller files are read into memory.
+    /// faults in only the pages holding field headers, never the weight payloads in between;
+    /// smaller files are read into memory. A map is guarded against the file shrinking
+    /// underneath ([`map_guard`]): a read of a vanished page sees zeros, and
+    /// [`check_unchanged`](Self::check_unchanged) reports it. Opening checks it after
+    /// indexing.
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
         let file_path = resolve(path)?;
         let io = |source| ModelError::Io {
@@ -57,28 +74,22 @@ impl ModelFile {
         let bytes = if meta.len() <= READ_LIMIT {
             // Small files are mostly skeleton: one read costs less than a page fault per
             // header, and a copy cannot fault if the file is truncated while in use.
-            let mut buf = Vec::with_capacity(meta.len() as usize);
-            (&file)
-                .take(READ_LIMIT + 1)
-                .read_to_end(&mut buf)
-                .map_err(io)?;
-            Bytes::Owned(buf)
+            Bytes::Owned(read_all(&file, READ_LIMIT + 1).map_err(io)?)
         } else {
-            // SAFETY: the map is read-only; a file truncated underneath us can fault, which
-            // is the accepted risk of every memory-mapped reader (the quantizer re-reads and
-            // verifies what it wrote).
-            let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-            // Large files are mostly payload: no read-ahead around the headers, so a cold
-            // file costs one page read per header instead of megabytes of weights.
-            #[cfg(unix)]
-            let _ = map.advise(memmap2::Advice::Random);
-            Bytes::Mapped(map)
+            match map(file).map_err(io)? {
+                Ok(mapped) => Bytes::Mapped(mapped),
+                // The map could not be guarded: a copy cannot fault.
+                Err(file) => Bytes::Owned(read_all(&file, u64::MAX).map_err(io)?),
+            }
         };
-        let index = super::index::build(&file_path, bytes.as_slice())?;
+        let index = super::index::build(&file_path, bytes.as_slice());
+        // Zeros read from a vanished page can make the walk fail or succeed: either way the
+        // file changed, and that is the error to report.
+        bytes.check_unchanged(&file_path)?;
         Ok(ModelFile {
+            index: index?,
             path: file_path,
             bytes,
-            index,
         })
     }
 
@@ -97,6 +108,24 @@ impl ModelFile {
         self.bytes.as_slice()
     }
 
+    /// Whether the bytes read so far are those of the file as it was opened: an error when a
+    /// memory-mapped file was truncated (a read of a vanished page saw zeros) or rewritten
+    /// since it was opened. Every operation that reads through [`bytes`](Self::bytes) calls
+    /// it when it finishes, so nothing computed from changed bytes is written or shown.
+    pub fn check_unchanged(&self) -> Result<(), ModelError> {
+        self.bytes.check_unchanged(&self.path)
+    }
+
+    /// The open file behind a memory-mapped model, for positioned reads of the very file
+    /// the map shows (the path may since name another file); `None` when the bytes are in
+    /// memory.
+    pub fn mapped_file(&self) -> Option<&std::fs::File> {
+        match &self.bytes {
+            Bytes::Mapped(m) => Some(&m.file),
+            Bytes::Owned(_) => None,
+        }
+    }
+
     /// The float32 values of a WeightParams of this file (empty when it has none).
     pub fn float_values(&self, w: &WeightInfo) -> Result<Vec<f32>, ModelError> {
         super::index::float_values(&self.path, self.bytes(), w)
@@ -111,7 +140,7 @@ impl ModelFile {
     pub fn advise_sequential(&self) {
         #[cfg(unix)]
         if let Bytes::Mapped(m) = &self.bytes {
-            let _ = m.advise(memmap2::Advice::Sequential);
+            let _ = m.map.advise(memmap2::Advice::Sequential);
         }
     }
 }
@@ -119,10 +148,69 @@ impl ModelFile {
 impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Bytes::Mapped(m) => m,
+            Bytes::Mapped(m) => &m.map,
             Bytes::Owned(v) => v,
         }
     }
+
+    fn check_unchanged(&self, path: &Path) -> Result<(), ModelError> {
+        let Bytes::Mapped(m) = self else {
+            return Ok(());
+        };
+        let poisoned = m.guard.as_ref().is_some_and(Registration::poisoned);
+        let same = m
+            .file
+            .metadata()
+            .is_ok_and(|meta| meta.len() == m.len && meta.modified().ok() == m.mtime);
+        match (poisoned, same) {
+            (false, true) => Ok(()),
+            // A page could not be read although the file kept its size and time.
+            (true, true) => Err(ModelError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("a page of the memory-mapped file could not be read"),
+            }),
+            _ => Err(ModelError::Changed {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of `file`.
+fn read_all(file: &std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
+    let len = file.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(limit).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Maps `file` read-only and registers the map with the SIGBUS guard; gives the file back
+/// when the map cannot be guarded on a platform where a truncated map faults.
+fn map(file: std::fs::File) -> std::io::Result<Result<Mapped, std::fs::File>> {
+    // SAFETY: the map is read-only, and a file truncated underneath us cannot kill the
+    // process: the guard registered below turns the fault into zeros and a flag that
+    // `check_unchanged` reports.
+    let map = unsafe { Mmap::map(&file) }?;
+    // Large files are mostly payload: no read-ahead around the headers, so a cold file
+    // costs one page read per header instead of megabytes of weights.
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Random);
+    // SAFETY: `map` is read-only and lives in the same `Mapped` as the registration, which
+    // is dropped first.
+    let guard = unsafe { map_guard::register(map.as_ptr(), map.len()) };
+    // Elsewhere (Windows) a mapped file cannot be truncated; a test may turn the guard off
+    // to show what it prevents.
+    if guard.is_none() && cfg!(unix) && map_guard::enabled() {
+        return Ok(Err(file));
+    }
+    let meta = file.metadata()?;
+    Ok(Ok(Mapped {
+        guard,
+        len: map.len() as u64,
+        mtime: meta.modified().ok(),
+        map,
+        file,
+    }))
 }
 
 /// The file holding the Model message: `path` itself, or the model listed in an

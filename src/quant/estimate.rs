@@ -295,8 +295,9 @@ pub fn plan_and_estimate(
     settings: &super::Settings,
 ) -> Result<(Plan, Estimate), QuantError> {
     let plan = super::plan::build(&file.index, settings)?;
-    let est = estimate(&file.index, file.bytes(), &plan)?;
-    Ok((plan, est))
+    let est = estimate(&file.index, file.bytes(), &plan);
+    file.check_unchanged()?;
+    Ok((plan, est?))
 }
 
 /// The exact output size of `plan` on the file `bytes` (headers read, weights not).

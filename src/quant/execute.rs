@@ -119,7 +119,7 @@ pub fn quantize(
     opts: &RunOptions,
 ) -> Result<Report, QuantError> {
     let start = Instant::now();
-    let rw = estimate::rewrite(&file.index, file.bytes(), plan)?;
+    let rw = unchanged(file, estimate::rewrite(&file.index, file.bytes(), plan))?;
     let expected = rw.layout.total;
     write::write_verified(
         &file.path,
@@ -127,7 +127,7 @@ pub fn quantize(
         expected,
         &opts.cancel,
         !opts.no_sync,
-        |out| produce_into(file, plan, &rw, opts, out),
+        |out| unchanged(file, produce_into(file, plan, &rw, opts, out)),
     )?;
     Ok(report(&file.index, plan, output, expected, start.elapsed()))
 }
@@ -138,10 +138,17 @@ pub fn quantize_to_vec(
     plan: &Plan,
     opts: &RunOptions,
 ) -> Result<Vec<u8>, QuantError> {
-    let rw = estimate::rewrite(&file.index, file.bytes(), plan)?;
+    let rw = unchanged(file, estimate::rewrite(&file.index, file.bytes(), plan))?;
     let mut out = Vec::with_capacity(usize::try_from(rw.layout.total).unwrap_or(0));
-    produce_into(file, plan, &rw, opts, &mut out)?;
+    unchanged(file, produce_into(file, plan, &rw, opts, &mut out))?;
     Ok(out)
+}
+
+/// `result`, unless the input changed while it was read: then that is the error (a read of
+/// a truncated map saw zeros, or a positioned read came up short).
+fn unchanged<T>(file: &ModelFile, result: Result<T, QuantError>) -> Result<T, QuantError> {
+    file.check_unchanged()?;
+    result
 }
 
 fn report(
@@ -182,6 +189,9 @@ fn job_layer(index: &ModelIndex, plan: &Plan, job: &Job) -> LayerId {
     }
 }
 
+/// How many converted tensors may wait for the writer (each holds one tensor's new body).
+const AHEAD: usize = 1;
+
 fn produce_into(
     file: &ModelFile,
     plan: &Plan,
@@ -189,53 +199,128 @@ fn produce_into(
     opts: &RunOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<(), QuantError> {
+    // A pipeline: a worker thread converts the tensors in job order (its kernels use every
+    // core) while this thread writes the previous ones, so conversion and the copies into
+    // the page cache overlap. At most AHEAD bodies wait between the two.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        let worker = scope.spawn(move || convert_all(file, plan, rw, opts, &tx));
+        let r = emit_pipelined(file, plan, rw, opts, out, rx);
+        // The receiver is gone now: a worker blocked on sending wakes up and stops.
+        let _ = worker.join();
+        r
+    })
+}
+
+/// One converted tensor body (or why it could not be made), for job `.0`.
+type Body = (usize, Result<Vec<Vec<u8>>, QuantError>);
+
+/// The worker side of the pipeline: converts every job in order and sends the bodies,
+/// stopping at the first error or when the receiver is gone.
+fn convert_all(
+    file: &ModelFile,
+    plan: &Plan,
+    rw: &estimate::Rewrite,
+    opts: &RunOptions,
+    tx: &std::sync::mpsc::SyncSender<Body>,
+) {
     let index = &file.index;
-    let bytes = file.bytes();
     let path = file.path.as_path();
-    let mut layers_total = 0;
-    let mut last = None;
-    for j in &rw.jobs {
-        let l = job_layer(index, plan, j);
-        if last != Some(l) {
-            layers_total += 1;
-            last = Some(l);
+    let layers_total = {
+        let mut n = 0;
+        let mut last = None;
+        for j in &rw.jobs {
+            let l = job_layer(index, plan, j);
+            if last != Some(l) {
+                n += 1;
+                last = Some(l);
+            }
         }
-    }
-    let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
+        n
+    };
     let reader = Payloads::new(file);
+    let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut done = 0usize;
     let mut last_layer: Option<LayerId> = None;
+    for (k, j) in rw.jobs.iter().enumerate() {
+        let r = if opts.cancel.is_cancelled() {
+            Err(QuantError::Cancelled)
+        } else {
+            let l = job_layer(index, plan, j);
+            if last_layer != Some(l) {
+                last_layer = Some(l);
+                done += 1;
+                if let Some(p) = &opts.progress {
+                    p(&Progress {
+                        done,
+                        total: layers_total,
+                        layer: index
+                            .layers
+                            .get(l)
+                            .map(|x| x.name.clone())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
+                .map_err(|e| attribute(e, path, index, l, j))
+        };
+        let stop = r.is_err();
+        if tx.send((k, r)).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// The writer side of the pipeline: emits the file, taking each tensor body from the
+/// worker. A body asked for out of order is kept until its turn; one the worker did not
+/// send (it stopped) is converted here.
+fn emit_pipelined(
+    file: &ModelFile,
+    plan: &Plan,
+    rw: &estimate::Rewrite,
+    opts: &RunOptions,
+    out: &mut dyn std::io::Write,
+    rx: std::sync::mpsc::Receiver<Body>,
+) -> Result<(), QuantError> {
+    let index = &file.index;
+    let path = file.path.as_path();
+    let reader = Payloads::new(file);
+    let mut early: HashMap<usize, Result<Vec<Vec<u8>>, QuantError>> = HashMap::new();
+    let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut failure: Option<QuantError> = None;
     let mut produce = |job: usize| -> Result<Vec<Vec<u8>>, EmitError> {
-        let mut run =
-            |fused_cache: &mut HashMap<LayerId, FusedValues>| -> Result<Vec<Vec<u8>>, QuantError> {
-                if opts.cancel.is_cancelled() {
-                    return Err(QuantError::Cancelled);
+        let r = loop {
+            if let Some(r) = early.remove(&job) {
+                break r;
+            }
+            match rx.recv() {
+                Ok((k, r)) if k == job => break r,
+                Ok((k, r)) => {
+                    early.insert(k, r);
                 }
-                let j = rw.jobs.get(job).ok_or_else(|| QuantError::Verify {
-                    path: path.to_path_buf(),
-                    message: format!("unknown job {job}"),
-                })?;
-                let l = job_layer(index, plan, j);
-                if last_layer != Some(l) {
-                    last_layer = Some(l);
-                    done += 1;
-                    if let Some(p) = &opts.progress {
-                        p(&Progress {
-                            done,
-                            total: layers_total,
-                            layer: index
-                                .layers
-                                .get(l)
-                                .map(|x| x.name.clone())
-                                .unwrap_or_default(),
-                        });
-                    }
+                Err(_) => {
+                    // The worker stopped: convert here (a job asked for twice, or after
+                    // the worker's error, which then repeats).
+                    break if opts.cancel.is_cancelled() {
+                        Err(QuantError::Cancelled)
+                    } else {
+                        rw.jobs
+                            .get(job)
+                            .ok_or_else(|| QuantError::Verify {
+                                path: path.to_path_buf(),
+                                message: format!("unknown job {job}"),
+                            })
+                            .and_then(|j| {
+                                let l = job_layer(index, plan, j);
+                                produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
+                                    .map_err(|e| attribute(e, path, index, l, j))
+                            })
+                    };
                 }
-                produce_job(file, &reader, plan, j, fused_cache, opts.dialect)
-                    .map_err(|e| attribute(e, path, index, l, j))
-            };
-        run(&mut fused_cache).map_err(|e| {
+            }
+        };
+        r.map_err(|e| {
             let msg = e.to_string();
             failure = Some(e);
             EmitError::Job(msg.into())
@@ -244,7 +329,14 @@ fn produce_into(
     let mut copy = |r: std::ops::Range<usize>,
                     out: &mut dyn std::io::Write|
      -> Result<bool, EmitError> { reader.copy(r, out).map_err(EmitError::Io) };
-    let r = rewrite::emit_with(bytes, &rw.edits, &rw.layout, out, &mut produce, &mut copy);
+    let r = rewrite::emit_with(
+        file.bytes(),
+        &rw.edits,
+        &rw.layout,
+        out,
+        &mut produce,
+        &mut copy,
+    );
     match r {
         Ok(()) => Ok(()),
         Err(EmitError::Job(_)) => Err(failure.unwrap_or(QuantError::Cancelled)),
@@ -331,7 +423,7 @@ fn produce_job(
             path: path.to_path_buf(),
             message: "fusion record missing".into(),
         })?;
-        let v = fusion::compute(path, bytes, index, fp)?;
+        let v = fusion::compute(path, bytes, index, fp, dialect)?;
         cache.insert(layer, v.clone());
         Ok(v)
     };
@@ -411,9 +503,9 @@ fn only_updatable(is_updatable: bool) -> Original<'static> {
     }
 }
 
-/// Reads weight payloads with positioned reads from the file when it is on disk, so that
-/// the memory map's pages of converted tensors never become resident (peak memory stays
-/// near the output size); falls back to the in-memory bytes.
+/// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
+/// so that the map's pages of converted tensors never become resident (peak memory stays
+/// near the output size); reads a model held in memory from its bytes.
 struct Payloads {
     file: Option<std::fs::File>,
     /// A buffer reused across tensors: fresh allocations of large tensors cost more in page
@@ -423,10 +515,8 @@ struct Payloads {
 
 impl Payloads {
     fn new(model: &ModelFile) -> Payloads {
-        let file = std::fs::File::open(&model.path).ok().filter(|f| {
-            f.metadata()
-                .is_ok_and(|m| m.len() == model.bytes().len() as u64)
-        });
+        // The file behind the map, not the path: the path may name another file by now.
+        let file = model.mapped_file().and_then(|f| f.try_clone().ok());
         Payloads {
             file,
             spare: std::cell::RefCell::new(Vec::new()),
@@ -478,22 +568,85 @@ impl Payloads {
             &self.file,
             w.float_values.as_ref().filter(|s| !s.is_empty()),
         ) {
-            use std::os::unix::fs::FileExt;
             let n = (span.end - span.start) / 4;
             let mut v = std::mem::take(&mut *self.spare.borrow_mut());
             v.clear();
-            v.resize(n, 0.0);
-            // SAFETY: the byte view covers exactly the vector's initialised elements, and
-            // every bit pattern is a valid f32; on little-endian targets the file's
-            // little-endian floats are the native representation.
-            let dst = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), n * 4) };
-            f.read_exact_at(dst, span.start as u64)
-                .map_err(|source| QuantError::Io {
+            if v.capacity() < n {
+                v.reserve_exact(n);
+                kernels::pack::advise_huge(v.as_ptr(), v.capacity() * 4);
+            }
+            read_floats(f, span.start as u64, &mut v.spare_capacity_mut()[..n]).map_err(
+                |source| QuantError::Io {
                     path: model.path.clone(),
                     source,
-                })?;
+                },
+            )?;
+            // SAFETY: `read_floats` succeeded, so it initialised all of the first n
+            // elements of the spare capacity (every bit pattern is a valid f32).
+            unsafe { v.set_len(n) };
             return Ok(v);
         }
         fusion::read_values(&model.path, model.bytes(), w)
     }
+}
+
+/// Bytes per positioned read of a large payload (the reads run on all cores).
+#[cfg(all(unix, target_endian = "little"))]
+const READ_CHUNK: usize = 4 << 20;
+
+/// Fills `dst` with the little-endian floats at byte `offset` of `f`, with positioned reads
+/// straight into the (uninitialised) buffer, in parallel for large payloads: no zeroing
+/// first, and the copies out of the page cache shared between the cores.
+#[cfg(all(unix, target_endian = "little"))]
+fn read_floats(
+    f: &std::fs::File,
+    offset: u64,
+    dst: &mut [std::mem::MaybeUninit<f32>],
+) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    let per = READ_CHUNK / 4;
+    if dst.len() <= per {
+        return read_exact_at(f, offset, dst);
+    }
+    dst.par_chunks_mut(per)
+        .enumerate()
+        .try_for_each(|(i, part)| read_exact_at(f, offset + (i * READ_CHUNK) as u64, part))
+}
+
+/// One `pread` loop into uninitialised floats (little-endian file, little-endian target).
+#[cfg(all(unix, target_endian = "little"))]
+fn read_exact_at(
+    f: &std::fs::File,
+    offset: u64,
+    dst: &mut [std::mem::MaybeUninit<f32>],
+) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let len = std::mem::size_of_val(dst);
+    let base = dst.as_mut_ptr().cast::<u8>();
+    let mut done = 0usize;
+    while done < len {
+        let pos = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `base + done .. base + len` lies inside `dst`, which we borrow mutably;
+        // pread writes at most `len - done` bytes there and never reads them.
+        let r = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                base.add(done).cast::<libc::c_void>(),
+                len - done,
+                pos,
+            )
+        };
+        match r {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            r if r > 0 => done += r as usize,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }

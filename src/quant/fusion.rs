@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::error::{PlanError, PlanErrorKind, QuantError};
+use super::kernels::Dialect;
 use super::plan::TensorAction;
 use crate::model::{LayerId, LayerParams, ModelIndex, NetworkId, Storage, WeightInfo};
 
@@ -563,13 +564,24 @@ fn at(v: &[f32], i: usize) -> f32 {
     }
 }
 
-/// Performs the fusion arithmetic of one producer (float32 arithmetic, as coremltools with
-/// protobuf ≥ 7.34; conv → batchnorm with the correct formula of §2.5).
+/// `x·s + t` as coremltools computes it: two float32 operations in dialect F32, one float64
+/// expression rounded once in dialect F64 (spec §3.1).
+fn scale_add(x: f32, s: f32, t: Option<f32>, dialect: Dialect) -> f32 {
+    match (t, dialect) {
+        (None, _) => x * s,
+        (Some(t), Dialect::F32) => x * s + t,
+        (Some(t), Dialect::F64) => (f64::from(x) * f64::from(s) + f64::from(t)) as f32,
+    }
+}
+
+/// Performs the fusion arithmetic of one producer in `dialect` (spec §3.1; conv → batchnorm
+/// with the correct formula of §2.5).
 pub fn compute(
     path: &std::path::Path,
     bytes: &[u8],
     index: &ModelIndex,
     fp: &FusedProducer,
+    dialect: Dialect,
 ) -> Result<FusedValues, QuantError> {
     let read = |layer: LayerId, field: &str| -> Result<Option<Vec<f32>>, QuantError> {
         match weight(index, layer, field) {
@@ -594,10 +606,7 @@ pub fn compute(
                 *g *= at(&s, i);
             }
             for (i, b) in beta.iter_mut().enumerate() {
-                *b *= at(&s, i);
-                if let Some(t) = &t {
-                    *b += at(t, i);
-                }
+                *b = scale_add(*b, at(&s, i), t.as_ref().map(|t| at(t, i)), dialect);
             }
         }
         out.gamma = Some(gamma);
@@ -662,10 +671,7 @@ pub fn compute(
                     (Some(mut b), t) => {
                         for (o, x) in b.iter_mut().enumerate() {
                             // §4 bug 9 fixed: an existing bias is scaled too.
-                            *x *= at(&s, o);
-                            if let Some(t) = &t {
-                                *x += at(t, o);
-                            }
+                            *x = scale_add(*x, at(&s, o), t.as_ref().map(|t| at(t, o)), dialect);
                         }
                         Some(b)
                     }

@@ -54,7 +54,7 @@ pub fn quality_of(
         .map_or_else(String::new, |l| l.name.clone());
     let values = match (fused, plan.fusion_of(w.layer)) {
         (true, Some(fp)) => {
-            let fused = fusion::compute(&file.path, file.bytes(), index, fp)?;
+            let fused = fusion::compute(&file.path, file.bytes(), index, fp, Dialect::F32)?;
             match fused.get(&w.field) {
                 Some(v) => v.to_vec(),
                 None => fusion::read_values(&file.path, file.bytes(), w)?,
@@ -68,6 +68,7 @@ pub fn quality_of(
         field: w.field.clone(),
         message: e.to_string(),
     };
+    file.check_unchanged()?;
     let q = quantize(&values, &w.shape, w.axis, target, Dialect::F32).map_err(kernel)?;
     let back = dequantize(&q, &w.shape, w.axis).map_err(kernel)?;
     Ok(Some(TensorQuality {

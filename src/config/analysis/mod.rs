@@ -64,6 +64,9 @@ impl<'a> ModelStatus<'a> {
                 offset: *offset,
             },
             ModelError::NotAModel { message, .. } => ModelStatus::NotAModel(message),
+            ModelError::Changed { .. } => {
+                ModelStatus::Unreadable("it changed while it was being read")
+            }
         }
     }
 

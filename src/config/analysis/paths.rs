@@ -126,6 +126,8 @@ pub(super) fn check(
         );
         return;
     }
+    // Lexical, for the editor (which asks before writing outside its folders). The command
+    // line resolves links and refuses instead: `config::workspace`.
     if let (Some(ws), Some(_)) = (ctx.workspace, explicit) {
         if !output.starts_with(normalize(ws)) {
             out.push(Diagnostic::new(

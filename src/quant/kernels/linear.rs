@@ -42,6 +42,53 @@ pub(crate) fn minmax(values: &[f32]) -> (f32, f32) {
 }
 
 fn minmax_seq(values: &[f32]) -> (f32, f32) {
+    // Non-zero extremes that compare equal have equal bits, so the order of ties only
+    // matters for ±0 and NaN: the vectorised pass answers every other case exactly.
+    match minmax_lanes(values) {
+        Some((lo, hi)) if lo != 0.0 && hi != 0.0 => (lo, hi),
+        _ => minmax_exact(values),
+    }
+}
+
+/// Lanes of the vectorised min/max pass.
+const LANES: usize = 16;
+
+/// Minimum and maximum with plain comparisons (which the compiler turns into SIMD min/max),
+/// or `None` when a value is not finite (NaN or infinity: the exact pass decides those).
+#[inline]
+fn minmax_lanes(values: &[f32]) -> Option<(f32, f32)> {
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    // v · 0 is ±0 for finite values and NaN for NaN and ±inf: one NaN poisons the lane.
+    let mut finite = [0.0f32; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            let v = c[i];
+            finite[i] += v * 0.0;
+            lo[i] = if v < lo[i] { v } else { lo[i] };
+            hi[i] = if v > hi[i] { v } else { hi[i] };
+        }
+    }
+    for &v in chunks.remainder() {
+        finite[0] += v * 0.0;
+        lo[0] = if v < lo[0] { v } else { lo[0] };
+        hi[0] = if v > hi[0] { v } else { hi[0] };
+    }
+    if finite.iter().any(|f| *f != 0.0) {
+        return None;
+    }
+    let l = lo
+        .iter()
+        .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
+    let h = hi
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    Some((l, h))
+}
+
+/// The reference pass: numpy's NaN propagation and tie order, one value at a time.
+fn minmax_exact(values: &[f32]) -> (f32, f32) {
     let mut lo = f32::INFINITY;
     let mut hi = f32::NEG_INFINITY;
     let mut nan = false;
@@ -151,9 +198,10 @@ pub(crate) fn run(
     nbits: u8,
     dialect: Dialect,
 ) -> (Vec<Channel>, Vec<u8>, Notes) {
-    let channels: Vec<Channel> = channel_minmax(values, view)
-        .into_iter()
-        .map(|(lo, hi)| Channel::new(lo, hi, nbits, dialect))
+    let extremes = channel_minmax(values, view);
+    let channels: Vec<Channel> = extremes
+        .iter()
+        .map(|&(lo, hi)| Channel::new(lo, hi, nbits, dialect))
         .collect();
     let data = pack_channels(values, view, nbits, &channels, |ch, src, dst| {
         fill_indices(
@@ -165,7 +213,7 @@ pub(crate) fn run(
         )
     });
     let notes = Notes {
-        nan_values: count_nan(values),
+        nan_values: count_nan_after(values, &extremes),
         threshold_channels: channels.iter().filter(|c| c.thresholded).count() as u64,
     };
     (channels, data, notes)
@@ -208,14 +256,36 @@ pub(crate) fn fill_indices(
     match dialect {
         Dialect::F32 => {
             for (d, &w) in dst.iter_mut().zip(src) {
-                *d = rne_f32(f32(w)) as u8;
+                *d = to_u8(rne_f32(f32(w)));
             }
         }
         Dialect::F64 => {
             for (d, &w) in dst.iter_mut().zip(src) {
-                *d = rne_f64(f64(w as f64)) as u8;
+                *d = to_u8(rne_f64(f64(w as f64)) as f32);
             }
         }
+    }
+}
+
+/// `x as u8` (NaN → 0, saturating at 0 and 255, truncating), written as a clamp and a
+/// 32-bit conversion, which the compiler vectorises; the saturating 8-bit cast it does not.
+#[inline(always)]
+fn to_u8(x: f32) -> u8 {
+    // Plain comparisons (SIMD max/min): a NaN fails the first and becomes 0.
+    let x = if x > 0.0 { x } else { 0.0 };
+    let x = if x < 255.0 { x } else { 255.0 };
+    // SAFETY: x is finite and within 0..=255 here, so the conversion is defined (and exact
+    // after truncation, as `as` would do).
+    unsafe { x.to_int_unchecked::<i32>() as u8 }
+}
+
+/// Number of NaN values given the extremes found for the tensor's channels: a NaN makes its
+/// channel's extremes NaN, so without a NaN extreme there is nothing to count.
+pub(crate) fn count_nan_after(values: &[f32], extremes: &[(f32, f32)]) -> u64 {
+    if extremes.iter().any(|(lo, hi)| lo.is_nan() || hi.is_nan()) {
+        count_nan(values)
+    } else {
+        0
     }
 }
 
@@ -310,6 +380,65 @@ mod tests {
         let q = lin(&[2.5, 2.5], &[2], 0, 4);
         assert_eq!(scale_bias(&q), (vec![0.0], vec![2.5]));
         assert_eq!(q.notes.threshold_channels, 0);
+    }
+
+    #[test]
+    fn to_u8_is_the_saturating_cast() {
+        let xs = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            0.0,
+            -0.5,
+            -1.0,
+            0.999,
+            1.0,
+            254.99,
+            255.0,
+            255.5,
+            256.0,
+            1e30,
+            -1e30,
+        ];
+        for x in xs {
+            assert_eq!(to_u8(x), x as u8, "{x}");
+        }
+        // The F64 path narrows an integral f64 first: exact for every index.
+        for k in 0..=255u32 {
+            assert_eq!(to_u8(k as f64 as f32), k as u8);
+        }
+    }
+
+    #[test]
+    fn minmax_fast_path_agrees_with_the_exact_pass() {
+        let mut rng = Rng::new(5);
+        let mut cases: Vec<Vec<f32>> = vec![
+            vec![0.0, -0.0, 1.0],
+            vec![-0.0, 0.0, -1.0],
+            vec![1.0, f32::NAN, 2.0],
+            vec![f32::INFINITY, 1.0],
+            vec![-3.0; 40],
+            vec![0.0; 17],
+        ];
+        for n in [1usize, 15, 16, 17, 100, 1000] {
+            cases.push((0..n).map(|_| rng.normal()).collect());
+            let mut v: Vec<f32> = (0..n).map(|_| rng.normal().abs()).collect();
+            v[n / 2] = 0.0;
+            cases.push(v.clone());
+            v[n - 1] = -0.0;
+            cases.push(v);
+        }
+        for v in &cases {
+            let (a, b) = minmax_seq(v);
+            let (x, y) = minmax_exact(v);
+            assert_eq!(
+                (a.to_bits(), b.to_bits()),
+                (x.to_bits(), y.to_bits()),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

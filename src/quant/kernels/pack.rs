@@ -32,8 +32,15 @@ where
     F: Fn(usize, &mut [u8]) + Sync,
 {
     let nbits = nbits.clamp(1, 8);
-    let mut out = vec![0u8; packed_len(n, nbits)];
+    let mut out = zeroed(packed_len(n, nbits));
     let chunk_bytes = CHUNK * nbits as usize / 8;
+    if nbits == 8 {
+        // One byte per index: the indices go straight into the output.
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, dst)| fill(i * CHUNK, dst));
+        return out;
+    }
     out.par_chunks_mut(chunk_bytes).enumerate().for_each_init(
         || vec![0u8; CHUNK],
         |buf, (i, dst)| {
@@ -45,6 +52,40 @@ where
         },
     );
     out
+}
+
+/// Buffers from this size on are advised to use huge pages.
+const HUGE_FROM: usize = 4 << 20;
+
+/// A zero-filled output buffer of `len` bytes. A large one is a fresh mapping that every
+/// kernel fills completely, and its first touch costs a page fault and the zeroing of every
+/// 4 KiB page; asking for transparent huge pages (Linux) turns that into one fault per 2 MiB.
+pub(crate) fn zeroed(len: usize) -> Vec<u8> {
+    let v = vec![0u8; len];
+    if len >= HUGE_FROM {
+        advise_huge(v.as_ptr(), len);
+    }
+    v
+}
+
+/// Advises the whole 2 MiB pages inside `ptr..ptr + len` to be huge pages (Linux; a hint
+/// only, ignored where unsupported).
+pub(crate) fn advise_huge<T>(ptr: *const T, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: madvise only changes how the kernel backs pages of this range, which
+            // lies inside a live allocation; MADV_HUGEPAGE never changes its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }
 
 /// Packs `indices` into `dst`, which must hold at least `⌈len·b/8⌉` zeroed bytes.

@@ -2,7 +2,7 @@
 //! bias = −128·scale, q = round-half-even((w − bias)/scale) with a true division.
 
 use super::linear::{
-    channel_minmax, count_nan, fill_indices, pack_channels, THRESHOLD_F32, THRESHOLD_F64,
+    channel_minmax, count_nan_after, fill_indices, pack_channels, THRESHOLD_F32, THRESHOLD_F64,
 };
 use super::{ChannelView, Dialect, Notes, Params, Quantized};
 
@@ -50,9 +50,10 @@ impl Channel {
 
 /// `linear_symmetric` quantization (always 8 bits) of the tensor seen through `view`.
 pub fn quantize(values: &[f32], view: &ChannelView, dialect: Dialect) -> Quantized {
-    let channels: Vec<Channel> = channel_minmax(values, view)
-        .into_iter()
-        .map(|(lo, hi)| Channel::new(lo, hi, dialect))
+    let extremes = channel_minmax(values, view);
+    let channels: Vec<Channel> = extremes
+        .iter()
+        .map(|&(lo, hi)| Channel::new(lo, hi, dialect))
         .collect();
     let data = pack_channels(values, view, 8, &channels, |ch, src, dst| {
         if !ch.pass {
@@ -68,7 +69,7 @@ pub fn quantize(values: &[f32], view: &ChannelView, dialect: Dialect) -> Quantiz
         );
     });
     let notes = Notes {
-        nan_values: count_nan(values),
+        nan_values: count_nan_after(values, &extremes),
         threshold_channels: channels
             .iter()
             .filter(|c| !c.pass && c.scale != 0.0 && !c.scale.is_nan())
