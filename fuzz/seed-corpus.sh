@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{index,quantize,config,server}
+mkdir -p "$corpus"/{index,quantize,config,config_analysis,server}
 
 # Copies file $2 into corpus $1 under its content hash (so repeated runs add nothing).
 seed() {
@@ -24,15 +24,20 @@ for f in tests/fixtures/models/*.mlmodel tests/fixtures/golden/*.mlmodel tests/d
 done
 for f in examples/*.quant.json tests/**/*.quant.json docs/**/*.quant.json schemas/**/*.json tests/data/hostile/**/*.json; do
     seed config "$f"
+    seed config_analysis "$f"
 done
 for f in tests/data/server/*.jsonl fuzz/seeds/server/*; do
     seed server "$f"
 done
-for target in index quantize config server; do
+for target in index quantize config config_analysis server; do
     for f in fuzz/regressions/"$target"/*; do
         seed "$target" "$f"
     done
 done
-for target in index quantize config server; do
+# Whatever broke the parser is worth analysing too.
+for f in fuzz/regressions/config/*; do
+    seed config_analysis "$f"
+done
+for target in index quantize config config_analysis server; do
     echo "corpus/$target: $(find "$corpus/$target" -type f | wc -l) files"
 done

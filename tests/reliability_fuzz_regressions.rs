@@ -6,6 +6,9 @@
 #[path = "../fuzz/src/checks.rs"]
 mod checks;
 #[allow(dead_code)]
+#[path = "../fuzz/src/config_analysis.rs"]
+mod config_analysis;
+#[allow(dead_code)]
 #[path = "../fuzz/src/pipeline.rs"]
 mod pipeline;
 
@@ -95,6 +98,22 @@ fn config_regressions_parse() {
         }
         for offset in 0..=text.len() + 1 {
             let _ = parse.locate(&text, offset);
+        }
+    }
+}
+
+#[test]
+fn config_analysis_regressions_and_seeds() {
+    let mut files = inputs(&root().join("fuzz/regressions/config_analysis"), |_| true);
+    files.extend(inputs(&root().join("fuzz/regressions/config"), |_| true));
+    files.extend(inputs(&root().join("tests/data/config"), is_config));
+    files.extend(inputs(&root().join("tests/data/hostile"), is_config));
+    files.extend(inputs(&root().join("examples"), is_config));
+    assert!(files.len() > 40, "only {} inputs", files.len());
+    for file in files {
+        let data = std::fs::read(&file).expect("read");
+        if let Err(e) = config_analysis::run(&data) {
+            panic!("{}: {e}", file.display());
         }
     }
 }
