@@ -36,64 +36,8 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-NN_TYPES = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
-NN_NAMES = ("CoreML.Specification.NeuralNetwork",
-            "CoreML.Specification.NeuralNetworkClassifier",
-            "CoreML.Specification.NeuralNetworkRegressor")
-WP_NAME = "CoreML.Specification.WeightParams"
-
-
-def prod(xs):
-    p = 1
-    for x in xs:
-        p *= int(x)
-    return p
-
-
-# ------------------------------------------------------------------------------------------
-# coremltools' view (the same walk as tests/fixtures/generate.py's manifest)
-# ------------------------------------------------------------------------------------------
-
-def wp_shape(ltype, lp, path):
-    """Logical shape as coremltools' quantize walk views it, or None."""
-    leaf = path.split(".")[-1]
-    if ltype == "convolution":
-        oc, kc, g = lp.outputChannels, lp.kernelChannels, lp.nGroups or 1
-        ks = list(lp.kernelSize)
-        if leaf == "bias":
-            return [oc]
-        if leaf == "weights" and len(ks) == 2:
-            if lp.isDeconvolution:
-                return [kc, oc // g, ks[0], ks[1]]
-            return [oc, kc, ks[0], ks[1]]
-        return None
-    if ltype == "innerProduct":
-        return [lp.outputChannels, lp.inputChannels] if leaf == "weights" else [lp.outputChannels]
-    if ltype == "batchedMatmul":
-        x1, x2 = lp.weightMatrixFirstDimension, lp.weightMatrixSecondDimension
-        return [x2, x1] if leaf == "weights" else [x2]
-    if ltype == "embedding":
-        return [lp.outputChannels, lp.inputDim] if leaf == "weights" else [lp.outputChannels]
-    if ltype == "embeddingND":
-        return [lp.embeddingSize, lp.vocabSize] if leaf == "weights" else [lp.embeddingSize]
-    if ltype == "batchnorm":
-        return [lp.channels]
-    if ltype == "scale":
-        return [prod(lp.shapeScale)] if leaf == "scale" else [prod(lp.shapeBias)]
-    if ltype == "bias":
-        return [prod(lp.shape)]
-    if ltype in ("loadConstant", "loadConstantND"):
-        return [prod(lp.shape)]
-    if ltype in ("simpleRecurrent", "gru", "uniDirectionalLSTM", "biDirectionalLSTM"):
-        i, o = lp.inputVectorSize, lp.outputVectorSize
-        if leaf.lower().endswith("weightmatrix"):
-            return [o, i]
-        if leaf.lower().endswith("recursionmatrix"):
-            return [o, o]
-        if leaf.endswith("Vector"):
-            return [o]
-        return None
-    return None
+sys.path.insert(0, os.path.join(REPO, "tests", "fixtures"))
+from coreml_view import NN_TYPES, list_wps, prod  # noqa: E402
 
 
 def describe_wp(wp, name, shape):
@@ -142,23 +86,6 @@ def describe_wp(wp, name, shape):
             "nbits": nbits, "bytes": wp.ByteSize()}
 
 
-def list_wps(msg, ltype, lp, prefix, out):
-    for f, v in msg.ListFields():
-        if f.type != f.TYPE_MESSAGE:
-            continue
-        mname = f.message_type.full_name
-        if mname in NN_NAMES or f.message_type.GetOptions().map_entry:
-            continue
-        repeated = f.is_repeated if hasattr(f, "is_repeated") else f.label == f.LABEL_REPEATED
-        items = list(enumerate(v)) if repeated else [(None, v)]
-        for i, sub in items:
-            p = prefix + f.name + ("[%d]" % i if i is not None else "")
-            if mname == WP_NAME:
-                out.append(describe_wp(sub, p, wp_shape(ltype, lp, p)))
-            else:
-                list_wps(sub, ltype, lp, p + ".", out)
-
-
 def walk_nn(nn, path, layers, nets):
     nets.append(path)
     for li, layer in enumerate(nn.layers):
@@ -166,7 +93,7 @@ def walk_nn(nn, path, layers, nets):
         lp = getattr(layer, t) if t else None
         wps = []
         if lp is not None:
-            list_wps(lp, t, lp, "", wps)
+            list_wps(lp, t, lp, "", wps, describe_wp)
         # Activation parameters inside recurrent layers are never quantized: coremlq lists
         # them last, coremltools' field order first.
         act = [w for w in wps if w["field"].startswith("activation")]
