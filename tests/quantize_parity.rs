@@ -194,6 +194,20 @@ struct Counts {
     failures: Vec<String>,
 }
 
+impl Counts {
+    /// Prints the first failures and fails the test when there is any.
+    fn assert_no_failures(&self) {
+        for f in self.failures.iter().take(60) {
+            eprintln!("  {f}");
+        }
+        assert!(
+            self.failures.is_empty(),
+            "{} parity failures",
+            self.failures.len()
+        );
+    }
+}
+
 #[test]
 fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
     let Some(m) = manifest() else {
@@ -212,14 +226,7 @@ fn every_manifest_case_matches_coremltools_or_its_documented_fix() {
         c.deviations,
         c.failures.len()
     );
-    for f in c.failures.iter().take(60) {
-        eprintln!("  {f}");
-    }
-    assert!(
-        c.failures.is_empty(),
-        "{} parity failures",
-        c.failures.len()
-    );
+    c.assert_no_failures();
 }
 
 #[test]
@@ -243,14 +250,7 @@ fn every_float64_dialect_case_matches_coremltools_or_its_documented_fix() {
         c.deviations,
         c.failures.len()
     );
-    for f in c.failures.iter().take(60) {
-        eprintln!("  {f}");
-    }
-    assert!(
-        c.failures.is_empty(),
-        "{} parity failures",
-        c.failures.len()
-    );
+    c.assert_no_failures();
     assert_eq!(c.kmeans_ok, 0, "k-means cases belong to `cases`");
 }
 

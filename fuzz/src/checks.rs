@@ -107,24 +107,27 @@ pub fn index_invariants(bytes: &[u8], index: &ModelIndex) -> Result<(), String> 
     Ok(())
 }
 
+/// Checks that `r` is a char range of `text` (inside it, on char boundaries).
+pub fn char_range(what: &str, text: &str, r: &std::ops::Range<usize>) -> Result<(), String> {
+    if r.start <= r.end
+        && r.end <= text.len()
+        && text.is_char_boundary(r.start)
+        && text.is_char_boundary(r.end)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} range {r:?} is not a char range of the {} byte text",
+            text.len()
+        ))
+    }
+}
+
 /// Checks that a config parse covers `text` honestly: every range of the tree and of the
 /// errors lies inside the text, on char boundaries, and children lie inside their parents.
 pub fn syntax_invariants(text: &str, parse: &coremlq::config::syntax::Parse) -> Result<(), String> {
     use coremlq::config::syntax::{TextRange, Value, ValueKind};
-    let ok = |what: &str, r: TextRange| -> Result<(), String> {
-        if r.start <= r.end
-            && r.end <= text.len()
-            && text.is_char_boundary(r.start)
-            && text.is_char_boundary(r.end)
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} range {r} is not a char range of the {} byte text",
-                text.len()
-            ))
-        }
-    };
+    let ok = |what: &str, r: TextRange| char_range(what, text, &r.to_range());
     let within = |what: &str, inner: TextRange, outer: TextRange| -> Result<(), String> {
         if outer.start <= inner.start && inner.end <= outer.end {
             Ok(())

@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::checks::char_range;
 use coremlq::config::syntax::{self, Parse, TextRange};
 use coremlq::config::{self as cfg, Code, Context, ModelStatus, OutputStatus};
 use coremlq::ide::analysis::{self as ide_analysis, Env};
@@ -113,22 +114,7 @@ fn model_input<'a>(parse: &Parse, salt: usize) -> ModelInput<'a> {
     }
 }
 
-/// Checks that `r` is a char range of `text`.
-fn char_range(what: &str, text: &str, r: &Range<usize>) -> Result<(), String> {
-    if r.start <= r.end
-        && r.end <= text.len()
-        && text.is_char_boundary(r.start)
-        && text.is_char_boundary(r.end)
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} range {r:?} is not a char range of the {} byte text",
-            text.len()
-        ))
-    }
-}
-
+/// Checks that the text range `r` is a char range of `text`.
 fn text_range(what: &str, text: &str, r: TextRange) -> Result<(), String> {
     char_range(what, text, &r.to_range())
 }
