@@ -27,6 +27,22 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The fixture `name` and the float32-dialect values of the first fusion its 8-bit linear
+/// plan makes.
+fn first_fusion(name: &str) -> (ModelFile, coremlq::quant::fusion::FusedValues) {
+    let file = ModelFile::open(&fixture(name)).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let v = coremlq::quant::fusion::compute(
+        &file.path,
+        file.bytes(),
+        &file.index,
+        &p.fusions[0],
+        coremlq::quant::kernels::Dialect::F32,
+    )
+    .unwrap();
+    (file, v)
+}
+
 fn settings(nbits: u8, mode: Mode) -> Settings {
     Settings {
         default: Choice {
@@ -318,17 +334,7 @@ fn fusion_plan_explains_itself_and_respects_model_outputs() {
 
 #[test]
 fn conv_batchnorm_fusion_uses_the_correct_formula() {
-    let file = ModelFile::open(&fixture("fuse_conv_bn.mlmodel")).unwrap();
-    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
-    let fp = &p.fusions[0];
-    let v = coremlq::quant::fusion::compute(
-        &file.path,
-        file.bytes(),
-        &file.index,
-        fp,
-        coremlq::quant::kernels::Dialect::F32,
-    )
-    .unwrap();
+    let (file, v) = first_fusion("fuse_conv_bn.mlmodel");
     let read = |layer: &str, field: &str| {
         let l = file
             .index
@@ -610,16 +616,7 @@ fn values_of(file: &ModelFile, layer: &str, field: &str) -> Vec<f32> {
 #[test]
 fn scale_fusion_fixes_coremltools_deconvolution_axis_and_unscaled_bias() {
     // §4 bug 8: deconvolution weights [kc, oc/g, kH, kW] are scaled along axis 1.
-    let file = ModelFile::open(&fixture("fuse_deconv_scale.mlmodel")).unwrap();
-    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
-    let v = coremlq::quant::fusion::compute(
-        &file.path,
-        file.bytes(),
-        &file.index,
-        &p.fusions[0],
-        coremlq::quant::kernels::Dialect::F32,
-    )
-    .unwrap();
+    let (file, v) = first_fusion("fuse_deconv_scale.mlmodel");
     let (w, s) = (
         values_of(&file, "deconv", "weights"),
         values_of(&file, "scale", "scale"),
@@ -630,16 +627,7 @@ fn scale_fusion_fixes_coremltools_deconvolution_axis_and_unscaled_bias() {
         assert_eq!(fused[i], x * s[(i / 4) % 2], "position {i}");
     }
     // §4 bug 9: a scale layer without bias still scales the producer's bias.
-    let file = ModelFile::open(&fixture("fuse_ip_scale.mlmodel")).unwrap();
-    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
-    let v = coremlq::quant::fusion::compute(
-        &file.path,
-        file.bytes(),
-        &file.index,
-        &p.fusions[0],
-        coremlq::quant::kernels::Dialect::F32,
-    )
-    .unwrap();
+    let (file, v) = first_fusion("fuse_ip_scale.mlmodel");
     let (b, s) = (
         values_of(&file, "ip", "bias"),
         values_of(&file, "scale", "scale"),
