@@ -739,3 +739,62 @@ fn pipeline_classifiers_are_quantized_and_the_plan_says_coremltools_cannot() {
         }
     }
 }
+
+#[test]
+fn large_k_means_tensors_run_in_pairs_with_the_single_tensor_result() {
+    // Four 90,000-weight layers (k-means tensors this large are converted two at a time,
+    // the small biases in between going with the first of a pair) and an odd fifth one.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("pairs.mlmodel");
+    let layers: Vec<bench_models::Layer> = (0..5)
+        .map(|_| bench_models::Layer::InnerProduct {
+            input: 300,
+            output: 300,
+        })
+        .collect();
+    bench_models::write_model(&input, &layers, 7).unwrap();
+    let file = ModelFile::open(&input).unwrap();
+    let p = plan::build(&file.index, &settings(3, Mode::KmeansLut)).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let opts = RunOptions {
+        progress: Some(Arc::new(move |p: &coremlq::quant::Progress| {
+            seen2.lock().unwrap().push((p.done, p.total))
+        })),
+        ..RunOptions::default()
+    };
+    let out = dir.path().join("out.mlmodel");
+    coremlq::quant::quantize(&file, &p, &out, &opts).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        (1..=5).map(|d| (d, 5)).collect::<Vec<_>>(),
+        "every layer announced once, in order"
+    );
+    // One thread (the pairs then run one after the other) writes the same bytes.
+    let written = std::fs::read(&out).unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| quantize_to_vec(&file, &p, &RunOptions::default()).unwrap());
+    assert_eq!(one, written);
+    // Every tensor is what the kernel makes of it alone.
+    let re = ModelFile::open(&out).unwrap();
+    assert_eq!(re.index.weights.len(), file.index.weights.len());
+    for (w, r) in file.index.weights.iter().zip(&re.index.weights) {
+        let values = file.float_values(w).unwrap();
+        let q = coremlq::quant::kernels::quantize(
+            &values,
+            &w.shape,
+            w.axis,
+            &Target::KmeansLut(3),
+            coremlq::quant::kernels::Dialect::F32,
+        )
+        .unwrap();
+        let want = coremlq::quant::kernels::dequantize(&q, &w.shape, w.axis).unwrap();
+        let body = &re.bytes()[r.body.clone()];
+        let got =
+            coremlq::quant::kernels::dequantize_weight_params(body, &r.shape, r.axis).unwrap();
+        assert_eq!(got, want, "{}", w.field);
+    }
+}

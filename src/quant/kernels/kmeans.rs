@@ -343,11 +343,6 @@ impl Prefix {
     fn len(&self) -> usize {
         self.w.len() - 1
     }
-
-    /// Weighted mean of items `i..j` (centred coordinates).
-    fn mean(&self, i: usize, j: usize) -> f64 {
-        mean_between(self.at(i), self.at(j))
-    }
 }
 
 impl<C: Cost + ?Sized> Cost for &C {
@@ -490,16 +485,6 @@ unsafe fn best_sse2(
     (best.0, best.1 as usize, blocks * 4)
 }
 
-/// Weighted mean of the items between two prefix states (centred coordinates).
-fn mean_between(a: Acc, b: Acc) -> f64 {
-    let w = b.w - a.w;
-    if w <= 0.0 {
-        0.0
-    } else {
-        (b.s - a.s) / w
-    }
-}
-
 /// Group sizes of the coarse-to-fine solve.
 #[derive(Clone, Copy, Debug)]
 struct Levels {
@@ -530,14 +515,9 @@ impl Levels {
 /// The `k` optimal centres of the distinct values, ascending, as f32.
 fn optimal(dist: &Distinct, k: usize, levels: Levels) -> Vec<f32> {
     let d = dist.len();
-    let mu = dist.mu;
     if d <= levels.direct {
         let full = dist.prefix();
-        let cuts = solve(&full, k);
-        return cuts
-            .windows(2)
-            .map(|e| (full.mean(e[0], e[1]) + mu) as f32)
-            .collect();
+        return cluster_means(dist, &solve(&full, k));
     }
     // The finest groups: LEVEL_FACTOR^n times the coarsest level, with a few dozen distinct
     // values each at most.
@@ -584,10 +564,29 @@ fn optimal(dist: &Distinct, k: usize, levels: Levels) -> Vec<f32> {
         .map(|&g| fine.starts.get(g).copied().unwrap_or(d))
         .collect();
     let cuts = refine(&DistinctLevel { dist, fine: &fine }, &starts, &cuts, window);
-    let states: Vec<Acc> = cuts.iter().map(|&c| fine.at(dist, c)).collect();
-    states
-        .windows(2)
-        .map(|e| (mean_between(e[0], e[1]) + mu) as f32)
+    cluster_means(dist, &cuts)
+}
+
+/// The mean of each cluster between consecutive `cuts` (distinct-value positions), summed
+/// from the values themselves rather than from the centred prefix sums, whose differences
+/// lose the digits of a cluster far smaller than the whole range (a lone 1e30 outlier next to
+/// weights around 1 would otherwise move their centre out of their range). Clamped to the
+/// cluster's own range against the last rounding.
+fn cluster_means(dist: &Distinct, cuts: &[usize]) -> Vec<f32> {
+    cuts.windows(2)
+        .map(|e| {
+            let (a, b) = (e[0], e[1].min(dist.len()));
+            if a >= b {
+                return 0.0;
+            }
+            let (mut sum, mut w) = (0.0f64, 0.0f64);
+            for i in a..b {
+                let c = dist.count(i);
+                sum += c * dist.x(i) as f64;
+                w += c;
+            }
+            ((sum / w) as f32).clamp(dist.x(a), dist.x(b - 1))
+        })
         .collect()
 }
 
@@ -1146,6 +1145,56 @@ mod tests {
                 let got = p.best_in(&prev[..], off, j, lo, hi);
                 assert_eq!(got.1, want.1, "j={j} lo={lo} hi={hi}");
                 assert!(got.0 == want.0, "{got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_values_through_every_level() {
+        // Extreme ranges, subnormals, heavy repetition, a lone outlier, NaN and infinities,
+        // with small level sizes so that every path (direct, coarse to fine) runs.
+        let mut rng = Rng::new(23);
+        let mut cases: Vec<Vec<f32>> = vec![
+            (0..3000)
+                .map(|i| if i % 2 == 0 { 3.0e38 } else { -3.0e38 })
+                .collect(),
+            (0..3000)
+                .map(|i| f32::from_bits(1 + (i % 700) as u32))
+                .collect(),
+            (0..3000).map(|i| (i % 3) as f32).collect(),
+            (0..3000)
+                .map(|i| if i == 17 { 1.0e30 } else { rng.normal() })
+                .collect(),
+        ];
+        cases.push(
+            (0..3000)
+                .map(|i| match i % 50 {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    _ => rng.normal() * 1e-30,
+                })
+                .collect(),
+        );
+        for vals in &cases {
+            let finite: Vec<f32> = vals.iter().copied().filter(|v| v.is_finite()).collect();
+            let lo = finite.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for k in [1usize, 2, 7, 16, 64, 256] {
+                for levels in [
+                    Levels::for_clusters(k),
+                    Levels {
+                        coarse: 8 * k,
+                        direct: 8 * k,
+                        ..Levels::for_clusters(k)
+                    },
+                ] {
+                    let c = centres_with(vals, k, levels);
+                    assert!(!c.is_empty() && c.len() <= k, "k={k}: {} centres", c.len());
+                    let fin: Vec<f32> = c.iter().copied().filter(|v| v.is_finite()).collect();
+                    assert!(fin.windows(2).all(|w| w[0] < w[1]), "k={k}: {fin:?}");
+                    assert!(fin.iter().all(|&v| v >= lo && v <= hi), "k={k}: {fin:?}");
+                }
             }
         }
     }
