@@ -90,3 +90,56 @@ fn refuses_configs_with_errors_and_names_them() {
         "nothing may be written"
     );
 }
+
+#[path = "../benches/common/mod.rs"]
+mod bench_models;
+
+#[test]
+fn configs_with_large_tensors_run_side_by_side_without_waiting_on_each_other() {
+    // Tensors large enough for the kernels to split their work over the thread pool: runs
+    // started from inside that pool could take every thread of it and wait forever.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let layers = [bench_models::Layer::InnerProduct {
+        input: 600,
+        output: 600,
+    }];
+    let names = ["a", "b", "c"];
+    for (i, name) in names.iter().enumerate() {
+        bench_models::write_model(
+            &dir.path().join(format!("{name}.mlmodel")),
+            &layers,
+            i as u64,
+        )
+        .expect("model");
+        std::fs::write(
+            dir.path().join(format!("{name}.quant.json")),
+            format!(r#"{{ "model": "{name}.mlmodel", "nbits": 8 }}"#),
+        )
+        .expect("write");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coremlq"))
+        .args(["quantize", "a.quant.json", "b.quant.json", "c.quant.json"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run coremlq");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("coremlq quantize with three configs did not finish in 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(status.success(), "{text}");
+    assert!(text.contains("3 of 3 configs quantized"), "{text}");
+    for name in names {
+        assert!(dir.path().join(format!("{name}.8bit.mlmodel")).is_file());
+    }
+}

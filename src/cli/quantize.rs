@@ -45,7 +45,8 @@ pub struct Args {
     /// Reproduce coremltools with protobuf ≤ 6 (float64 arithmetic) instead of ≥ 7.34.
     #[arg(long)]
     pub float64: bool,
-    /// Output file (default: next to the input, named after the mode and bits).
+    /// Output file, or package folder when it ends in `.mlpackage` (default: next to the
+    /// input, named after the mode and bits; a package for a package input).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Print the report as JSON.
@@ -180,7 +181,13 @@ fn default_output(model: &Path, settings: &Settings) -> PathBuf {
         Err(_) => "quantized".into(),
     };
     let dir = model.parent().unwrap_or(Path::new("."));
-    dir.join(format!("{stem}.{tag}.mlmodel"))
+    // A package in, a package out.
+    let ext = if model.is_dir() || quant::write_package::is_package_path(model) {
+        "mlpackage"
+    } else {
+        "mlmodel"
+    };
+    dir.join(format!("{stem}.{tag}.{ext}"))
 }
 
 fn human(bytes: u64) -> String {
@@ -212,6 +219,13 @@ fn print_summary(r: &quant::Report) {
         r.tensors_converted,
         r.elapsed.as_secs_f64()
     );
+    if let Some(p) = &r.package {
+        println!(
+            "wrote a Core ML package: {} in all ({} model file)",
+            human(p.total_bytes),
+            human(r.bytes_after)
+        );
+    }
     for n in &r.notes {
         println!("note: {n}");
     }
@@ -225,6 +239,10 @@ fn report_json(r: &quant::Report) -> serde_json::Value {
         "tensors_converted": r.tensors_converted,
         "seconds": r.elapsed.as_secs_f64(),
         "notes": r.notes,
+        "package": r.package.as_ref().map(|p| serde_json::json!({
+            "model": p.model.display().to_string(),
+            "total_bytes": p.total_bytes,
+        })),
         "layers": r.layers.iter().map(|l| serde_json::json!({
             "name": l.name,
             "decision": decision_name(&l.decision),

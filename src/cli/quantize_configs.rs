@@ -13,7 +13,6 @@ use anyhow::Context as _;
 use coremlq::config::load::Checked;
 use coremlq::format::percent_of;
 use coremlq::quant::{quantize, Report, RunOptions};
-use rayon::prelude::*;
 
 /// Quantizes the models of `configs`; exit status 1 when a config is refused or a run fails.
 /// An output resolving outside the workspace (`workspace`, else the repository holding the
@@ -72,11 +71,7 @@ pub fn run(
     let bars = std::io::stderr()
         .is_terminal()
         .then(indicatif::MultiProgress::new);
-    let results: Vec<(usize, anyhow::Result<Report>)> = checked
-        .par_iter()
-        .enumerate()
-        .map(|(i, c)| (i, run_one(c, bars.as_ref())))
-        .collect();
+    let results = run_all(&checked, bars.as_ref());
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
     for (i, result) in results {
@@ -94,6 +89,15 @@ pub fn run(
                     r.tensors_converted,
                     r.elapsed.as_secs_f64()
                 )?;
+                if let Some(p) = &r.package {
+                    writeln!(
+                        stdout,
+                        "{}: wrote a Core ML package: {} bytes in all ({} model file)",
+                        c.path.display(),
+                        p.total_bytes,
+                        r.bytes_after
+                    )?;
+                }
             }
             Err(e) => {
                 failed += 1;
@@ -113,6 +117,40 @@ pub fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Runs every config, as many at once as there are cores, each on a plain thread of its own:
+/// a run blocks its calling thread while the kernels work in the shared rayon pool, so runs
+/// started from inside that pool (`par_iter`) could occupy every pool thread and wait forever
+/// for kernels that have no thread left to run on.
+fn run_all(
+    checked: &[Checked],
+    bars: Option<&indicatif::MultiProgress>,
+) -> Vec<(usize, anyhow::Result<Report>)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(checked.len()));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(checked.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(c) = checked.get(i) else { break };
+                let r = run_one(c, bars);
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    results
 }
 
 fn run_one(c: &Checked, bars: Option<&indicatif::MultiProgress>) -> anyhow::Result<Report> {

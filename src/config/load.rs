@@ -89,10 +89,14 @@ pub fn probe_output(path: &Path) -> OutputStatus {
         return OutputStatus::Absent;
     };
     if meta.is_dir() {
-        return if path.extension().is_some_and(|e| e == "mlpackage") {
+        // The writer's rule: a package output may replace a Core ML package, a plain
+        // output never replaces a folder.
+        return if !crate::quant::write_package::is_package_path(path) {
+            OutputStatus::NotAModel("a folder".into())
+        } else if ModelFile::open(path).is_ok() {
             OutputStatus::Model
         } else {
-            OutputStatus::NotAModel("a folder".into())
+            OutputStatus::NotAModel("a folder that is not a Core ML package".into())
         };
     }
     match ModelFile::open(path) {

@@ -158,13 +158,19 @@ pub const KEYS: &[KeySpec] = &[
         name: "output",
         ty: ValueType::Path,
         required: Required::No,
-        default: Some("<model stem>.<tag>.mlmodel beside the model (tag: fp16 or <nbits>bit)"),
+        default: Some(
+            "<model stem>.<tag>.mlmodel beside the model (tag: fp16 or <nbits>bit; \
+             .mlpackage for a package model)",
+        ),
         allowed: Allowed::Any,
         summary: "Where the quantized model is written",
         doc: "Where the quantized model is written. Relative paths start at the folder holding \
               this config. Must differ from `model`.\n\n\
+              A name ending in `.mlpackage` is written as a Core ML package folder, any \
+              other as a plain `.mlmodel` file.\n\n\
               Default: `<model stem>.<tag>.mlmodel` beside the model, where `<tag>` is `fp16` \
-              for nbits 16 and `<nbits>bit` otherwise (e.g. `MobileNet.8bit.mlmodel`).",
+              for nbits 16 and `<nbits>bit` otherwise (e.g. `MobileNet.8bit.mlmodel`); \
+              `<model stem>.<tag>.mlpackage` for an `.mlpackage` model.",
     },
     KeySpec {
         section: Section::Root,

@@ -372,7 +372,8 @@ fn value_items(
     }
 }
 
-/// The default output name: `<model stem>.<tag>.mlmodel` beside the model.
+/// The default output name: `<model stem>.<tag>.mlmodel` beside the model (`.mlpackage` for
+/// a model named `*.mlpackage`).
 pub fn default_output(an: &Analysis) -> Option<String> {
     let (model, _) = super::analysis::model_reference(&an.parse)?;
     let nbits = an.settings.as_ref()?.default.nbits;
@@ -383,7 +384,13 @@ pub fn default_output(an: &Analysis) -> Option<String> {
     };
     let path = std::path::Path::new(model.trim_end_matches('/'));
     let stem = path.file_stem()?.to_string_lossy();
-    let name = format!("{stem}.{tag}.mlmodel");
+    // A package in, a package out (as `config::analysis::default_output_name`).
+    let ext = if crate::quant::write_package::is_package_path(path) {
+        "mlpackage"
+    } else {
+        "mlmodel"
+    };
+    let name = format!("{stem}.{tag}.{ext}");
     Some(match path.parent().map(|p| p.to_string_lossy()) {
         Some(dir) if !dir.is_empty() => format!("{dir}/{name}"),
         _ => name,

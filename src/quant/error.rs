@@ -170,6 +170,22 @@ pub enum QuantError {
         /// The output path.
         path: PathBuf,
     },
+    /// The output path is inside the input package, or an existing output holds the input.
+    #[error("{path}: the output and the input {input} overlap (one is inside the other); choose another output path")]
+    OutputOverlapsInput {
+        /// The output path.
+        path: PathBuf,
+        /// The input package (or model file).
+        input: PathBuf,
+    },
+    /// An entry of the input package that is not copied into a package output.
+    #[error("{path}: {message}; the package is not copied")]
+    PackageEntry {
+        /// The entry inside the input package.
+        path: PathBuf,
+        /// What it is.
+        message: String,
+    },
     /// The output path exists and is not a Core ML model.
     #[error("{path}: exists and is not a Core ML model; refusing to overwrite it")]
     RefuseOverwrite {

@@ -13,7 +13,8 @@ use super::fusion::{self, FusedValues};
 use super::kernels::{self, Dialect, KernelError, Quantized};
 use super::plan::{LayerDecision, Plan};
 use super::rewrite::{self, EmitError};
-use super::{write, Target};
+use super::write_package::{self, PackageWritten};
+use super::Target;
 use crate::model::{LayerId, ModelFile, ModelIndex};
 
 /// A cancellation flag shared between the caller and a running quantization.
@@ -95,7 +96,7 @@ pub struct LayerResult {
 /// The outcome of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// The file written.
+    /// The file (or package folder) written.
     pub output: PathBuf,
     /// Input size.
     pub bytes_before: u64,
@@ -109,9 +110,13 @@ pub struct Report {
     pub elapsed: Duration,
     /// Deviations from coremltools 9.0 and other remarks.
     pub notes: Vec<String>,
+    /// For a package output (`output` ends in `.mlpackage`): its model file and total bytes.
+    /// `bytes_after` is the model file's size.
+    pub package: Option<PackageWritten>,
 }
 
-/// Quantizes `file` per `plan` into `output` (temp file, fsync, verify, rename).
+/// Quantizes `file` per `plan` into `output` (temp file, fsync, verify, rename): a package
+/// folder when `output` ends in `.mlpackage`, else a plain `.mlmodel` file.
 pub fn quantize(
     file: &ModelFile,
     plan: &Plan,
@@ -121,7 +126,7 @@ pub fn quantize(
     let start = Instant::now();
     let rw = unchanged(file, estimate::rewrite(&file.index, file.bytes(), plan))?;
     let expected = rw.layout.total;
-    write::write_verified(
+    let package = write_package::write_output(
         &file.path,
         output,
         expected,
@@ -129,7 +134,9 @@ pub fn quantize(
         !opts.no_sync,
         |out| unchanged(file, produce_into(file, plan, &rw, opts, out)),
     )?;
-    Ok(report(&file.index, plan, output, expected, start.elapsed()))
+    let mut report = report(&file.index, plan, output, expected, start.elapsed());
+    report.package = package;
+    Ok(report)
 }
 
 /// Quantizes `file` per `plan` into memory (tests, previews).
@@ -179,6 +186,7 @@ fn report(
             .collect(),
         elapsed,
         notes: plan.notes.clone(),
+        package: None,
     }
 }
 
@@ -239,36 +247,112 @@ fn convert_all(
         n
     };
     let reader = Payloads::new(file);
+    let partner = Payloads::new(file);
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut done = 0usize;
     let mut last_layer: Option<LayerId> = None;
-    for (k, j) in rw.jobs.iter().enumerate() {
-        let r = if opts.cancel.is_cancelled() {
-            Err(QuantError::Cancelled)
-        } else {
-            let l = job_layer(index, plan, j);
-            if last_layer != Some(l) {
-                last_layer = Some(l);
-                done += 1;
-                if let Some(p) = &opts.progress {
-                    p(&Progress {
-                        done,
-                        total: layers_total,
-                        layer: index
-                            .layers
-                            .get(l)
-                            .map(|x| x.name.clone())
-                            .unwrap_or_default(),
-                    });
-                }
+    let mut announce = |l: LayerId| {
+        if last_layer != Some(l) {
+            last_layer = Some(l);
+            done += 1;
+            if let Some(p) = &opts.progress {
+                p(&Progress {
+                    done,
+                    total: layers_total,
+                    layer: index
+                        .layers
+                        .get(l)
+                        .map(|x| x.name.clone())
+                        .unwrap_or_default(),
+                });
             }
-            produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
-                .map_err(|e| attribute(e, path, index, l, j))
-        };
-        let stop = r.is_err();
-        if tx.send((k, r)).is_err() || stop {
+        }
+    };
+    let mut k = 0;
+    while k < rw.jobs.len() {
+        let Some(j) = rw.jobs.get(k) else { break };
+        if opts.cancel.is_cancelled() {
+            let _ = tx.send((k, Err(QuantError::Cancelled)));
             return;
         }
+        let l = job_layer(index, plan, j);
+        announce(l);
+        // A slow tensor (k-means) and the next slow one within a few jobs run at once: each
+        // k-means kernel alone keeps only about one core busy, and the pair's working memory
+        // is small next to the file's. The bodies between go with the first.
+        let partner_at = if is_slow(index, j) {
+            (k + 1..rw.jobs.len().min(k + 1 + PAIR_REACH)).find(|&m| is_slow(index, &rw.jobs[m]))
+        } else {
+            None
+        };
+        let results = if let Some(m) = partner_at {
+            let n = &rw.jobs[m];
+            let ln = job_layer(index, plan, n);
+            for between in &rw.jobs[k + 1..=m] {
+                announce(job_layer(index, plan, between));
+            }
+            let mut spare_cache = HashMap::new();
+            let (mut first, last) = rayon::join(
+                || {
+                    rw.jobs[k..m]
+                        .iter()
+                        .enumerate()
+                        .map(|(d, jj)| {
+                            let lj = job_layer(index, plan, jj);
+                            let r = produce_job(
+                                file,
+                                &reader,
+                                plan,
+                                jj,
+                                &mut fused_cache,
+                                opts.dialect,
+                            )
+                            .map_err(|e| attribute(e, path, index, lj, jj));
+                            (k + d, r)
+                        })
+                        .collect::<Vec<_>>()
+                },
+                || {
+                    produce_job(file, &partner, plan, n, &mut spare_cache, opts.dialect)
+                        .map_err(|e| attribute(e, path, index, ln, n))
+                },
+            );
+            first.push((m, last));
+            first
+        } else {
+            let r = produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
+                .map_err(|e| attribute(e, path, index, l, j));
+            vec![(k, r)]
+        };
+        k += results.len();
+        for (at, r) in results {
+            let stop = r.is_err();
+            if tx.send((at, r)).is_err() || stop {
+                return;
+            }
+        }
+    }
+}
+
+/// How many jobs ahead a slow job looks for a partner.
+const PAIR_REACH: usize = 8;
+/// Weights from which a k-means tensor counts as slow.
+const SLOW_WEIGHTS: u64 = 1 << 16;
+
+/// Whether a job's kernel is slow enough (a large k-means tensor) to run two at once; fused
+/// layers are excluded (their values come from a cache the first of a pair owns).
+fn is_slow(index: &ModelIndex, job: &Job) -> bool {
+    match job {
+        Job::Tensor {
+            weight,
+            target: Some(Target::KmeansLut(_)),
+            fused: false,
+            ..
+        } => index
+            .weights
+            .get(*weight)
+            .is_some_and(|w| w.count >= SLOW_WEIGHTS),
+        _ => false,
     }
 }
 
@@ -510,7 +594,7 @@ struct Payloads {
     file: Option<std::fs::File>,
     /// A buffer reused across tensors: fresh allocations of large tensors cost more in page
     /// faults and zeroing than the reads themselves.
-    spare: std::cell::RefCell<Vec<f32>>,
+    spare: std::sync::Mutex<Vec<f32>>,
 }
 
 impl Payloads {
@@ -519,7 +603,7 @@ impl Payloads {
         let file = model.mapped_file().and_then(|f| f.try_clone().ok());
         Payloads {
             file,
-            spare: std::cell::RefCell::new(Vec::new()),
+            spare: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -552,7 +636,7 @@ impl Payloads {
 
     /// Hands a values buffer back for reuse.
     fn recycle(&self, v: Vec<f32>) {
-        let mut spare = self.spare.borrow_mut();
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
         if v.capacity() > spare.capacity() {
             *spare = v;
         }
@@ -569,7 +653,7 @@ impl Payloads {
             w.float_values.as_ref().filter(|s| !s.is_empty()),
         ) {
             let n = (span.end - span.start) / 4;
-            let mut v = std::mem::take(&mut *self.spare.borrow_mut());
+            let mut v = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
             v.clear();
             if v.capacity() < n {
                 v.reserve_exact(n);

@@ -14,6 +14,7 @@ pub mod select;
 pub mod settings;
 pub mod size;
 pub mod write;
+pub mod write_package;
 
 pub use error::{PlanError, PlanErrorKind, QuantError};
 pub use execute::{quantize, CancelToken, Progress, Report, RunOptions};

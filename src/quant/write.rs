@@ -8,7 +8,7 @@ use super::error::QuantError;
 use super::execute::CancelToken;
 use crate::model::ModelFile;
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> QuantError + '_ {
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> QuantError + '_ {
     move |source| QuantError::Io {
         path: path.to_path_buf(),
         source,
@@ -16,7 +16,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> QuantError + '_ {
 }
 
 /// The canonical form of a path that may not exist yet (its folder must).
-fn canonical_target(path: &Path) -> Option<PathBuf> {
+pub(crate) fn canonical_target(path: &Path) -> Option<PathBuf> {
     if let Ok(p) = std::fs::canonicalize(path) {
         return Some(p);
     }
@@ -67,6 +67,23 @@ pub fn write_verified(
     fill: impl FnOnce(&mut dyn Write) -> Result<(), QuantError>,
 ) -> Result<(), QuantError> {
     check_output(input, output)?;
+    write_file_verified(input, output, output, expected, cancel, sync, fill)
+}
+
+/// The steps of [`write_verified`] after the output check, also used for the model file
+/// inside a package being assembled: a temp file `.coremlq-*.mlmodel.tmp` beside `output`,
+/// `fill`, fsync (when `sync`), re-read, index and size check against `expected`, the
+/// permissions of `input`, then the rename to `output` and an fsync of its folder.
+/// Errors name `shown` (the path the user asked for).
+pub(crate) fn write_file_verified(
+    input: &Path,
+    output: &Path,
+    shown: &Path,
+    expected: u64,
+    cancel: &CancelToken,
+    sync: bool,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), QuantError>,
+) -> Result<(), QuantError> {
     let dir = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -86,17 +103,17 @@ pub fn write_verified(
     let written = tmp.as_file().metadata().map_err(io(tmp.path()))?.len();
     if written != expected {
         return Err(QuantError::Verify {
-            path: output.to_path_buf(),
+            path: shown.to_path_buf(),
             message: format!("wrote {written} bytes, {expected} were planned"),
         });
     }
     let reread = ModelFile::open(tmp.path()).map_err(|e| QuantError::Verify {
-        path: output.to_path_buf(),
+        path: shown.to_path_buf(),
         message: format!("the written file does not index: {e}"),
     })?;
     if reread.index.file_bytes != expected {
         return Err(QuantError::Verify {
-            path: output.to_path_buf(),
+            path: shown.to_path_buf(),
             message: format!(
                 "re-read {} bytes, {expected} were planned",
                 reread.index.file_bytes
@@ -114,7 +131,7 @@ pub fn write_verified(
         return Err(QuantError::Cancelled);
     }
     tmp.persist(output).map_err(|e| QuantError::Io {
-        path: output.to_path_buf(),
+        path: shown.to_path_buf(),
         source: e.error,
     })?;
     // Make the rename durable too (best effort: not every platform can sync a folder).

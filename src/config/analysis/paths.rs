@@ -60,7 +60,7 @@ pub fn referenced_paths(parse: &Parse, config_dir: Option<&Path>) -> ReferencedP
 }
 
 /// The default output file name: `<model stem>.<tag>.mlmodel`, `<tag>` = `fp16` for nbits 16,
-/// else `<nbits>bit`.
+/// else `<nbits>bit`; `.mlpackage` instead for a model named `*.mlpackage` (any case).
 pub fn default_output_name(model: &Path, nbits: i64) -> String {
     let stem = model
         .file_stem()
@@ -70,7 +70,12 @@ pub fn default_output_name(model: &Path, nbits: i64) -> String {
     } else {
         format!("{nbits}bit")
     };
-    format!("{stem}.{tag}.mlmodel")
+    let ext = if crate::quant::write_package::is_package_path(model) {
+        "mlpackage"
+    } else {
+        "mlmodel"
+    };
+    format!("{stem}.{tag}.{ext}")
 }
 
 /// Removes `.` and resolves `..` lexically (no file-system access).
@@ -173,7 +178,11 @@ mod tests {
         );
         assert_eq!(
             default_output_name(Path::new("MobileNet.mlpackage"), 16),
-            "MobileNet.fp16.mlmodel"
+            "MobileNet.fp16.mlpackage"
+        );
+        assert_eq!(
+            default_output_name(Path::new("m/Net.MLPackage"), 4),
+            "Net.4bit.mlpackage"
         );
     }
 
