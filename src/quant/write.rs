@@ -15,6 +15,14 @@ pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> QuantError + '_ {
     }
 }
 
+/// The folder an output goes into (`.` for a bare file name): where its temp file is made.
+pub(crate) fn folder_of(output: &Path) -> PathBuf {
+    match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// The canonical form of a path that may not exist yet (its folder must).
 pub(crate) fn canonical_target(path: &Path) -> Option<PathBuf> {
     if let Ok(p) = std::fs::canonicalize(path) {
@@ -84,10 +92,7 @@ pub(crate) fn write_file_verified(
     sync: bool,
     fill: impl FnOnce(&mut dyn Write) -> Result<(), QuantError>,
 ) -> Result<(), QuantError> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = folder_of(output);
     let tmp = tempfile::Builder::new()
         .prefix(".coremlq-")
         .suffix(".mlmodel.tmp")

@@ -91,10 +91,7 @@ pub fn write_output(
         return Ok(None);
     }
     let replace = check_package_output(output)?;
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = write::folder_of(output);
     let tmp = tempfile::Builder::new()
         .prefix(".coremlq-")
         .suffix(".mlpackage.tmp")
