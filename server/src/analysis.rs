@@ -42,9 +42,14 @@ fn output_status(snap: &Snapshot, parse: &syntax::Parse) -> OutputStatus {
         return OutputStatus::Absent;
     }
     if out.is_dir() {
-        return match out.extension().is_some_and(|e| e == "mlpackage") {
-            true => OutputStatus::Model,
-            false => OutputStatus::NotAModel("a folder".into()),
+        // The writer's rule: a package output may replace a Core ML package, a plain
+        // output never replaces a folder.
+        if !coremlq::quant::write_package::is_package_path(&out) {
+            return OutputStatus::NotAModel("a folder".into());
+        }
+        return match &*snap.models.get(&out) {
+            Ok(_) => OutputStatus::Model,
+            Err(_) => OutputStatus::NotAModel("a folder that is not a Core ML package".into()),
         };
     }
     match &*snap.models.get(&out) {

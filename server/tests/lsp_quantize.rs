@@ -272,3 +272,51 @@ async fn writing_outside_the_workspace_needs_confirmation() {
     assert!(out.exists());
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_existing_output_folder_is_a_model_only_when_it_is_a_core_ml_package() {
+    let ws = workspace_with_example();
+    let (mut client, _) = TestClient::initialized(
+        vscode_capabilities(),
+        Some(ws.path()),
+        json!({"diagnosticsDelayMs": 0}),
+    )
+    .await;
+    // An empty folder named like a package: the writer refuses it, so the editor warns.
+    std::fs::create_dir(ws.path().join("empty.mlpackage")).expect("folder");
+    let uri1 = uri(&ws.path().join("m.quant.json"));
+    let text = json!({"model": "MobileNetMini.mlmodel", "nbits": 8, "output": "empty.mlpackage"})
+        .to_string();
+    client.open(&uri1, 1, &text).await;
+    let diags = client.diagnostics(&uri1, Some(1)).await;
+    let codes: Vec<&str> = diags
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(codes.contains(&"Q0603"), "{diags}");
+    // A real package there is a model: no warning.
+    let file =
+        coremlq::model::ModelFile::open(&ws.path().join("MobileNetMini.mlmodel")).expect("model");
+    let settings = coremlq::quant::Settings {
+        default: coremlq::quant::Choice {
+            nbits: 8,
+            mode: coremlq::quant::Mode::Linear,
+            lut: None,
+        },
+        selector: coremlq::quant::Selector::Default,
+        skip_layers: vec![],
+        overrides: vec![],
+        fuse_layers: true,
+    };
+    let plan = coremlq::quant::plan::build(&file.index, &settings).expect("plan");
+    let real = ws.path().join("real.mlpackage");
+    coremlq::quant::quantize(&file, &plan, &real, &Default::default()).expect("package");
+    assert!(real.is_dir());
+    let uri2 = uri(&ws.path().join("n.quant.json"));
+    let text = json!({"model": "MobileNetMini.mlmodel", "nbits": 8, "output": "real.mlpackage"})
+        .to_string();
+    client.open(&uri2, 1, &text).await;
+    let diags = client.diagnostics(&uri2, Some(1)).await;
+    assert!(!diags.to_string().contains("Q0603"), "{diags}");
+    client.shutdown().await;
+}
