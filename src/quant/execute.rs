@@ -338,9 +338,13 @@ fn convert_all(
 const PAIR_REACH: usize = 8;
 /// Weights from which a k-means tensor counts as slow.
 const SLOW_WEIGHTS: u64 = 1 << 16;
+/// Weights above which a k-means tensor runs alone: its working set (the values, their sort
+/// keys and the sort's scratch, 12 bytes a weight) should not be doubled.
+const PAIR_MAX_WEIGHTS: u64 = 1 << 22;
 
-/// Whether a job's kernel is slow enough (a large k-means tensor) to run two at once; fused
-/// layers are excluded (their values come from a cache the first of a pair owns).
+/// Whether a job's kernel is slow enough (a large k-means tensor, but not a huge one) to run
+/// two at once; fused layers are excluded (their values come from a cache the first of a
+/// pair owns).
 fn is_slow(index: &ModelIndex, job: &Job) -> bool {
     match job {
         Job::Tensor {
@@ -351,7 +355,7 @@ fn is_slow(index: &ModelIndex, job: &Job) -> bool {
         } => index
             .weights
             .get(*weight)
-            .is_some_and(|w| w.count >= SLOW_WEIGHTS),
+            .is_some_and(|w| (SLOW_WEIGHTS..=PAIR_MAX_WEIGHTS).contains(&w.count)),
         _ => false,
     }
 }
