@@ -740,6 +740,22 @@ fn pipeline_classifiers_are_quantized_and_the_plan_says_coremltools_cannot() {
     }
 }
 
+/// The (done, total) of every progress report of a run.
+type Reports = Arc<Mutex<Vec<(usize, usize)>>>;
+
+/// Run options whose progress callback records each report's (done, total).
+fn recording_progress() -> (RunOptions, Reports) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let opts = RunOptions {
+        progress: Some(Arc::new(move |p: &coremlq::quant::Progress| {
+            sink.lock().unwrap().push((p.done, p.total))
+        })),
+        ..RunOptions::default()
+    };
+    (opts, seen)
+}
+
 #[test]
 fn large_k_means_tensors_run_in_pairs_with_the_single_tensor_result() {
     // Four 90,000-weight layers (k-means tensors this large are converted two at a time,
@@ -755,14 +771,7 @@ fn large_k_means_tensors_run_in_pairs_with_the_single_tensor_result() {
     bench_models::write_model(&input, &layers, 7).unwrap();
     let file = ModelFile::open(&input).unwrap();
     let p = plan::build(&file.index, &settings(3, Mode::KmeansLut)).unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    let opts = RunOptions {
-        progress: Some(Arc::new(move |p: &coremlq::quant::Progress| {
-            seen2.lock().unwrap().push((p.done, p.total))
-        })),
-        ..RunOptions::default()
-    };
+    let (opts, seen) = recording_progress();
     let out = dir.path().join("out.mlmodel");
     coremlq::quant::quantize(&file, &p, &out, &opts).unwrap();
     assert_eq!(
@@ -797,4 +806,43 @@ fn large_k_means_tensors_run_in_pairs_with_the_single_tensor_result() {
             coremlq::quant::kernels::dequantize_weight_params(body, &r.shape, r.axis).unwrap();
         assert_eq!(got, want, "{}", w.field);
     }
+}
+
+#[test]
+fn runs_started_inside_the_thread_pool_finish() {
+    // Every pool thread quantizing at once (tensors large enough for the kernels to use the
+    // pool themselves) must not leave the kernels without a thread to run on.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("pool.mlmodel");
+    let layers = [bench_models::Layer::InnerProduct {
+        input: 600,
+        output: 600,
+    }];
+    bench_models::write_model(&input, &layers, 11).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let root = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        use rayon::prelude::*;
+        let file = ModelFile::open(&root.join("pool.mlmodel")).unwrap();
+        let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+        let (opts, seen) = recording_progress();
+        let outs: Vec<Vec<u8>> = (0..4)
+            .into_par_iter()
+            .map(|i| {
+                let out = root.join(format!("out{i}.mlmodel"));
+                coremlq::quant::quantize(&file, &p, &out, &opts).unwrap();
+                std::fs::read(&out).unwrap()
+            })
+            .collect();
+        let _ = done_tx.send((outs, seen.lock().unwrap().clone()));
+    });
+    let (outs, seen) = done_rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("four runs inside the pool finished");
+    // The same bytes as a run from a plain thread, and each run announced its one layer.
+    let file = ModelFile::open(&input).unwrap();
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let want = quantize_to_vec(&file, &p, &RunOptions::default()).unwrap();
+    assert!(outs.iter().all(|o| *o == want));
+    assert_eq!(seen, vec![(1, 1); 4]);
 }

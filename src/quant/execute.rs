@@ -207,13 +207,23 @@ fn produce_into(
     opts: &RunOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<(), QuantError> {
+    if rayon::current_thread_index().is_some() {
+        // Called from a task of the thread pool: this thread waiting for a worker whose
+        // kernels need the pool could, with every pool thread doing the same, leave the
+        // kernels no thread at all. Convert here instead (the kernels then run nested in the
+        // pool, which never blocks): no worker, so every job is converted by the writer.
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        drop(tx);
+        let progress = Announcer::new(file, plan, rw, opts);
+        return emit_pipelined(file, plan, rw, opts, out, rx, Some(progress));
+    }
     // A pipeline: a worker thread converts the tensors in job order (its kernels use every
     // core) while this thread writes the previous ones, so conversion and the copies into
     // the page cache overlap. At most AHEAD bodies wait between the two.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
         let worker = scope.spawn(move || convert_all(file, plan, rw, opts, &tx));
-        let r = emit_pipelined(file, plan, rw, opts, out, rx);
+        let r = emit_pipelined(file, plan, rw, opts, out, rx, None);
         // The receiver is gone now: a worker blocked on sending wakes up and stops.
         let _ = worker.join();
         r
@@ -222,6 +232,63 @@ fn produce_into(
 
 /// One converted tensor body (or why it could not be made), for job `.0`.
 type Body = (usize, Result<Vec<Vec<u8>>, QuantError>);
+
+/// Reports each layer once, as its first job starts, to the run's progress callback.
+struct Announcer<'a> {
+    index: &'a ModelIndex,
+    progress: Option<&'a ProgressFn>,
+    total: usize,
+    done: usize,
+    last: Option<LayerId>,
+}
+
+impl<'a> Announcer<'a> {
+    fn new(
+        file: &'a ModelFile,
+        plan: &Plan,
+        rw: &estimate::Rewrite,
+        opts: &'a RunOptions,
+    ) -> Announcer<'a> {
+        let index = &file.index;
+        let mut total = 0;
+        let mut last = None;
+        for j in &rw.jobs {
+            let l = job_layer(index, plan, j);
+            if last != Some(l) {
+                total += 1;
+                last = Some(l);
+            }
+        }
+        Announcer {
+            index,
+            progress: opts.progress.as_ref(),
+            total,
+            done: 0,
+            last: None,
+        }
+    }
+
+    /// A job of layer `l` starts.
+    fn layer(&mut self, l: LayerId) {
+        if self.last == Some(l) {
+            return;
+        }
+        self.last = Some(l);
+        self.done += 1;
+        if let Some(p) = self.progress {
+            p(&Progress {
+                done: self.done,
+                total: self.total,
+                layer: self
+                    .index
+                    .layers
+                    .get(l)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+}
 
 /// The worker side of the pipeline: converts every job in order and sends the bodies,
 /// stopping at the first error or when the receiver is gone.
@@ -234,40 +301,11 @@ fn convert_all(
 ) {
     let index = &file.index;
     let path = file.path.as_path();
-    let layers_total = {
-        let mut n = 0;
-        let mut last = None;
-        for j in &rw.jobs {
-            let l = job_layer(index, plan, j);
-            if last != Some(l) {
-                n += 1;
-                last = Some(l);
-            }
-        }
-        n
-    };
     let reader = Payloads::new(file);
     let partner = Payloads::new(file);
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
-    let mut done = 0usize;
-    let mut last_layer: Option<LayerId> = None;
-    let mut announce = |l: LayerId| {
-        if last_layer != Some(l) {
-            last_layer = Some(l);
-            done += 1;
-            if let Some(p) = &opts.progress {
-                p(&Progress {
-                    done,
-                    total: layers_total,
-                    layer: index
-                        .layers
-                        .get(l)
-                        .map(|x| x.name.clone())
-                        .unwrap_or_default(),
-                });
-            }
-        }
-    };
+    let mut progress = Announcer::new(file, plan, rw, opts);
+    let mut announce = |l: LayerId| progress.layer(l);
     let mut k = 0;
     while k < rw.jobs.len() {
         let Some(j) = rw.jobs.get(k) else { break };
@@ -362,7 +400,8 @@ fn is_slow(index: &ModelIndex, job: &Job) -> bool {
 
 /// The writer side of the pipeline: emits the file, taking each tensor body from the
 /// worker. A body asked for out of order is kept until its turn; one the worker did not
-/// send (it stopped) is converted here.
+/// send (it stopped) is converted here. With `inline` there is no worker: every job is
+/// converted here and its layer announced through `inline`.
 fn emit_pipelined(
     file: &ModelFile,
     plan: &Plan,
@@ -370,6 +409,7 @@ fn emit_pipelined(
     opts: &RunOptions,
     out: &mut dyn std::io::Write,
     rx: std::sync::mpsc::Receiver<Body>,
+    mut inline: Option<Announcer<'_>>,
 ) -> Result<(), QuantError> {
     let index = &file.index;
     let path = file.path.as_path();
@@ -401,6 +441,9 @@ fn emit_pipelined(
                             })
                             .and_then(|j| {
                                 let l = job_layer(index, plan, j);
+                                if let Some(a) = inline.as_mut() {
+                                    a.layer(l);
+                                }
                                 produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
                                     .map_err(|e| attribute(e, path, index, l, j))
                             })
