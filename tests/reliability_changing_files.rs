@@ -63,6 +63,17 @@ fn child_case() -> Option<(String, PathBuf)> {
     Some((case, dir))
 }
 
+/// Asserts that a child run ended normally and printed `marker`.
+#[cfg(unix)]
+fn assert_child_lived(status: std::process::ExitStatus, output: &str, marker: &str) {
+    assert!(
+        status.success(),
+        "the process died: {}\n{output}",
+        describe(status)
+    );
+    assert!(output.contains(marker), "{output}");
+}
+
 #[cfg(unix)]
 fn describe(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -115,12 +126,7 @@ fn a_model_truncated_after_opening_is_an_error_not_a_crash() {
         "a_model_truncated_after_opening_is_an_error_not_a_crash",
         dir.path(),
     );
-    assert!(
-        status.success(),
-        "the process died: {}\n{output}",
-        describe(status)
-    );
-    assert!(output.contains("CHILD RESULT"), "{output}");
+    assert_child_lived(status, &output, "CHILD RESULT");
     assert!(
         !dir.path().join("out.mlmodel").exists() || output.contains("CHILD RESULT: Ok"),
         "{output}"
@@ -212,12 +218,7 @@ fn a_model_rewritten_while_being_indexed() {
         "a_model_rewritten_while_being_indexed",
         dir.path(),
     );
-    assert!(
-        status.success(),
-        "the process died: {}\n{output}",
-        describe(status)
-    );
-    assert!(output.contains("CHILD RESULT"), "{output}");
+    assert_child_lived(status, &output, "CHILD RESULT");
 }
 
 /// A model larger than the 16 MiB below which files are read into memory, so it is mapped:
@@ -374,12 +375,7 @@ fn a_mapped_model_truncated_while_open_is_an_error_not_a_crash() {
             );
             continue;
         }
-        assert!(
-            status.success(),
-            "the process died: {}\n{output}",
-            describe(status)
-        );
-        assert!(output.contains("CHILD DONE"), "{output}");
+        assert_child_lived(status, &output, "CHILD DONE");
         let steps: Vec<&str> = output.lines().filter(|l| l.contains("STEP ")).collect();
         assert_eq!(steps.len(), 5, "{output}");
         for line in steps {
@@ -448,12 +444,7 @@ fn a_mapped_model_rewritten_while_being_indexed() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let (status, output) = in_child("big-rewrite", TEST, dir.path());
-    assert!(
-        status.success(),
-        "the process died: {}\n{output}",
-        describe(status)
-    );
-    assert!(output.contains("CHILD RESULT"), "{output}");
+    assert_child_lived(status, &output, "CHILD RESULT");
     if let Some(line) = output.lines().find(|l| l.contains("CHILD RESULT")) {
         println!("{line}");
     }
