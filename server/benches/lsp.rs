@@ -68,12 +68,7 @@ async fn run() {
         .unwrap_or(0);
     let anon_before = status_kb("RssAnon:");
 
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let big_uri = uri(&ws.path().join("big.quant.json"));
     let start = Instant::now();
     client

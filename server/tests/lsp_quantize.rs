@@ -41,12 +41,7 @@ async fn big_workspace(mode: &str) -> (TestClient, tempfile::TempDir, String) {
     let ws = tempfile::tempdir().expect("tempdir");
     std::fs::write(ws.path().join("big.mlmodel"), model::dense_model(12, 700))
         .expect("write model");
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let config = format!(
         "{{ \"model\": \"big.mlmodel\", \"nbits\": 8, \"quantization_mode\": \"{mode}\" }}"
     );
@@ -60,12 +55,7 @@ async fn big_workspace(mode: &str) -> (TestClient, tempfile::TempDir, String) {
 /// A server on a workspace holding the example model, with its config open and analysed.
 async fn example_opened() -> (TestClient, tempfile::TempDir, String) {
     let ws = workspace_with_example();
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let text = std::fs::read_to_string(repo_root().join("examples/MobileNetMini.quant.json"))
         .expect("example config");
     let uri = uri(&ws.path().join("MobileNetMini.quant.json"));
@@ -240,12 +230,7 @@ async fn progress_cancel_button_leaves_no_file() {
 async fn writing_outside_the_workspace_needs_confirmation() {
     let ws = workspace_with_example();
     let elsewhere = tempfile::tempdir().expect("tempdir");
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let out = elsewhere.path().join("out.mlmodel");
     let text = json!({"model": "MobileNetMini.mlmodel", "nbits": 16, "output": out}).to_string();
     let uri = uri(&ws.path().join("m.quant.json"));
@@ -276,12 +261,7 @@ async fn writing_outside_the_workspace_needs_confirmation() {
 #[tokio::test]
 async fn an_existing_output_folder_is_a_model_only_when_it_is_a_core_ml_package() {
     let ws = workspace_with_example();
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     // An empty folder named like a package: the writer refuses it, so the editor warns.
     std::fs::create_dir(ws.path().join("empty.mlpackage")).expect("folder");
     let uri1 = uri(&ws.path().join("m.quant.json"));

@@ -9,12 +9,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_edits_end_on_the_last_version_in_order() {
     let ws = workspace_with_example();
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let uri = uri(&ws.path().join("m.quant.json"));
     client
         .open(

@@ -18,12 +18,7 @@ async fn a_model_truncated_during_a_quality_job_does_not_kill_the_server() {
     let bytes = dense_model(1, 2048);
     assert!(bytes.len() > 16 << 20, "{} bytes", bytes.len());
     std::fs::write(&model, &bytes).expect("write model");
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let uri = uri(&ws.path().join("m.quant.json"));
     // k-means is slow on 4 M weights: the job is still busy with `weights` when the file is
     // truncated, and reads `bias` from the map afterwards.

@@ -154,12 +154,7 @@ async fn thousands_of_edits_hovers_and_completions_with_cancellations() {
         repo_root().join("tests/fixtures/models/conv.mlmodel"),
     ];
     rewrite_model(ws.path(), &models[0], 0);
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let mut docs: Vec<Doc> = (0..4)
         .map(|i| Doc {
             uri: uri(&ws.path().join(format!("d{i}.quant.json"))),
@@ -356,12 +351,7 @@ async fn every_offset_of_a_garbled_document_is_answered() {
         ws.path().join("model.mlmodel"),
     )
     .expect("copy");
-    let (mut client, _) = TestClient::initialized(
-        vscode_capabilities(),
-        Some(ws.path()),
-        json!({"diagnosticsDelayMs": 0}),
-    )
-    .await;
+    let mut client = TestClient::on_workspace(ws.path()).await;
     let text = "{\n  \"model\": \"mo𝄞del.mlmodel\",\n  \"{nbits\"\n: 4,\n  \"l:ayers\": {}\n}\n";
     let doc = uri(&ws.path().join("g.quant.json"));
     client.open(&doc, 1, text).await;

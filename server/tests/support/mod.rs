@@ -103,6 +103,14 @@ impl TestClient {
         (client, result)
     }
 
+    /// A VS Code-like client on the workspace `root`, diagnostics published without delay.
+    pub async fn on_workspace(root: &Path) -> TestClient {
+        let options = json!({"diagnosticsDelayMs": 0});
+        TestClient::initialized(vscode_capabilities(), Some(root), options)
+            .await
+            .0
+    }
+
     /// Writes raw bytes as one frame body.
     pub async fn send_body(&mut self, body: &str) {
         let frame = format!("Content-Length: {}\r\n\r\n{}", body.len(), body);
