@@ -300,12 +300,10 @@ fn convert_all(
     tx: &std::sync::mpsc::SyncSender<Body>,
 ) {
     let index = &file.index;
-    let path = file.path.as_path();
     let reader = Payloads::new(file);
     let partner = Payloads::new(file);
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut progress = Announcer::new(file, plan, rw, opts);
-    let mut announce = |l: LayerId| progress.layer(l);
     let mut k = 0;
     while k < rw.jobs.len() {
         let Some(j) = rw.jobs.get(k) else { break };
@@ -313,8 +311,7 @@ fn convert_all(
             let _ = tx.send((k, Err(QuantError::Cancelled)));
             return;
         }
-        let l = job_layer(index, plan, j);
-        announce(l);
+        progress.layer(job_layer(index, plan, j));
         // A slow tensor (k-means) and the next slow one within a few jobs run at once: each
         // k-means kernel alone keeps only about one core busy, and the pair's working memory
         // is small next to the file's. The bodies between go with the first.
@@ -324,43 +321,28 @@ fn convert_all(
             None
         };
         let results = if let Some(m) = partner_at {
-            let n = &rw.jobs[m];
-            let ln = job_layer(index, plan, n);
             for between in &rw.jobs[k + 1..=m] {
-                announce(job_layer(index, plan, between));
+                progress.layer(job_layer(index, plan, between));
             }
             let mut spare_cache = HashMap::new();
             let (mut first, last) = rayon::join(
                 || {
-                    rw.jobs[k..m]
-                        .iter()
-                        .enumerate()
-                        .map(|(d, jj)| {
-                            let lj = job_layer(index, plan, jj);
-                            let r = produce_job(
-                                file,
-                                &reader,
-                                plan,
-                                jj,
-                                &mut fused_cache,
-                                opts.dialect,
+                    (k..m)
+                        .map(|at| {
+                            let job = &rw.jobs[at];
+                            (
+                                at,
+                                convert(file, &reader, plan, job, &mut fused_cache, opts),
                             )
-                            .map_err(|e| attribute(e, path, index, lj, jj));
-                            (k + d, r)
                         })
                         .collect::<Vec<_>>()
                 },
-                || {
-                    produce_job(file, &partner, plan, n, &mut spare_cache, opts.dialect)
-                        .map_err(|e| attribute(e, path, index, ln, n))
-                },
+                || convert(file, &partner, plan, &rw.jobs[m], &mut spare_cache, opts),
             );
             first.push((m, last));
             first
         } else {
-            let r = produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
-                .map_err(|e| attribute(e, path, index, l, j));
-            vec![(k, r)]
+            vec![(k, convert(file, &reader, plan, j, &mut fused_cache, opts))]
         };
         k += results.len();
         for (at, r) in results {
@@ -440,12 +422,10 @@ fn emit_pipelined(
                                 message: format!("unknown job {job}"),
                             })
                             .and_then(|j| {
-                                let l = job_layer(index, plan, j);
                                 if let Some(a) = inline.as_mut() {
-                                    a.layer(l);
+                                    a.layer(job_layer(index, plan, j));
                                 }
-                                produce_job(file, &reader, plan, j, &mut fused_cache, opts.dialect)
-                                    .map_err(|e| attribute(e, path, index, l, j))
+                                convert(file, &reader, plan, j, &mut fused_cache, opts)
                             })
                     };
                 }
@@ -531,6 +511,21 @@ fn kernel_error(e: KernelError) -> QuantError {
             message: other.to_string(),
         },
     }
+}
+
+/// [`produce_job`] with an error attributed to the job's layer and field.
+fn convert(
+    file: &ModelFile,
+    reader: &Payloads,
+    plan: &Plan,
+    job: &Job,
+    fused_cache: &mut HashMap<LayerId, FusedValues>,
+    opts: &RunOptions,
+) -> Result<Vec<Vec<u8>>, QuantError> {
+    produce_job(file, reader, plan, job, fused_cache, opts.dialect).map_err(|e| {
+        let l = job_layer(&file.index, plan, job);
+        attribute(e, &file.path, &file.index, l, job)
+    })
 }
 
 fn produce_job(
