@@ -269,14 +269,14 @@ fn a_plain_model_becomes_a_fresh_package() {
         {
             "fileFormatVersion": "1.0.0",
             "itemInfoEntries": {
-                "109D9084-C38F-82C6-B2F8-EDECD240B6DD": {
+                "7A5BD6C1-09F8-861A-ADAC-11B267692D79": {
                     "author": "com.apple.CoreML",
                     "description": "CoreML Model Specification",
                     "name": "model.mlmodel",
                     "path": "com.apple.CoreML/model.mlmodel"
                 }
             },
-            "rootModelIdentifier": "109D9084-C38F-82C6-B2F8-EDECD240B6DD"
+            "rootModelIdentifier": "7A5BD6C1-09F8-861A-ADAC-11B267692D79"
         }
     "#]]
     .assert_eq(&std::fs::read_to_string(out.join("Manifest.json")).unwrap());

@@ -9,7 +9,7 @@
 //!   is ever copied into the output.
 //! * From a plain `.mlmodel`: a fresh package in coremltools' layout,
 //!   `Manifest.json` + `Data/com.apple.CoreML/model.mlmodel`. Its item identifier is a
-//!   deterministic UUID (version 8) derived from a 128-bit hash of the written model bytes
+//!   deterministic UUID (version 8) derived from the SHA-1 of the written model bytes
 //!   ([`package_identifier`]), so the same input and settings give the same package.
 //!
 //! The package is assembled in a temp folder `.coremlq-*.mlpackage.tmp` beside the output; the
@@ -114,14 +114,14 @@ pub fn write_output(
     if source.is_some() {
         write::write_file_verified(input, &model_at, output, expected, cancel, sync, fill)?;
     } else {
-        let mut hash = IdHash::default();
+        let mut hash = sha1_smol::Sha1::new();
         write::write_file_verified(input, &model_at, output, expected, cancel, sync, |out| {
             fill(&mut Hashing {
                 inner: out,
                 hash: &mut hash,
             })
         })?;
-        let manifest = manifest_json(&package_identifier(&hash.finish()));
+        let manifest = manifest_json(&package_identifier(&hash.digest().bytes()));
         write_new_file(&root.join("Manifest.json"), manifest.as_bytes(), sync)?;
         built.bytes += manifest.len() as u64;
     }
@@ -344,10 +344,14 @@ pub fn manifest_json(id: &str) -> String {
     )
 }
 
-/// The item identifier of a fresh package: the 128-bit model hash as an upper-case UUID
-/// with version 8 (custom) and the RFC 9562 variant bits, like coremltools' random UUIDs.
-pub fn package_identifier(hash: &[u8; 16]) -> String {
-    let mut b = *hash;
+/// The item identifier of a fresh package: the first 128 bits of the model's SHA-1 as an
+/// upper-case UUID with version 8 (custom) and the RFC 9562 variant bits, shaped like
+/// coremltools' random UUIDs.
+pub fn package_identifier(hash: &[u8]) -> String {
+    let mut b = [0u8; 16];
+    for (d, s) in b.iter_mut().zip(hash) {
+        *d = *s;
+    }
     b[6] = (b[6] & 0x0f) | 0x80;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
@@ -361,88 +365,10 @@ pub fn package_identifier(hash: &[u8; 16]) -> String {
     )
 }
 
-/// A fast, stable (not cryptographic) 128-bit hash of a byte stream: two multiplicative
-/// lanes over little-endian 64-bit words (the tail zero-padded), each finished with the
-/// length and the splitmix64 finaliser.
-#[derive(Debug, Clone)]
-pub struct IdHash {
-    a: u64,
-    b: u64,
-    tail: [u8; 8],
-    tail_len: usize,
-    len: u64,
-}
-
-impl Default for IdHash {
-    fn default() -> Self {
-        IdHash {
-            a: 0xcbf2_9ce4_8422_2325,
-            b: 0x6c62_272e_07bb_0142,
-            tail: [0; 8],
-            tail_len: 0,
-            len: 0,
-        }
-    }
-}
-
-impl IdHash {
-    fn word(&mut self, w: u64) {
-        self.a = (self.a ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-        self.b = (self.b ^ w.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    /// Feeds bytes.
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len += data.len() as u64;
-        if self.tail_len > 0 {
-            let take = (8 - self.tail_len).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(head);
-            self.tail_len += take;
-            data = rest;
-            if self.tail_len < 8 {
-                return;
-            }
-            self.word(u64::from_le_bytes(self.tail));
-            self.tail_len = 0;
-        }
-        let mut words = data.chunks_exact(8);
-        for w in &mut words {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(w);
-            self.word(u64::from_le_bytes(bytes));
-        }
-        let rest = words.remainder();
-        self.tail[..rest.len()].copy_from_slice(rest);
-        self.tail_len = rest.len();
-    }
-
-    /// The 16 bytes of the hash.
-    pub fn finish(&self) -> [u8; 16] {
-        let mut h = self.clone();
-        if h.tail_len > 0 {
-            let mut last = [0u8; 8];
-            last[..h.tail_len].copy_from_slice(&h.tail[..h.tail_len]);
-            h.word(u64::from_le_bytes(last));
-        }
-        let mix = |mut z: u64| {
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        let a = mix(h.a ^ h.len);
-        let b = mix(h.b ^ h.len.rotate_left(32) ^ a);
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&a.to_be_bytes());
-        out[8..].copy_from_slice(&b.to_be_bytes());
-        out
-    }
-}
-
 /// A writer that hashes what passes through it.
 struct Hashing<'w, 'h> {
     inner: &'w mut dyn Write,
-    hash: &'h mut IdHash,
+    hash: &'h mut sha1_smol::Sha1,
 }
 
 impl Write for Hashing<'_, '_> {
@@ -631,28 +557,20 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_does_not_depend_on_how_the_bytes_are_split() {
+    fn the_hashing_writer_hashes_exactly_what_it_writes() {
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 31 + i / 7) as u8).collect();
-        let mut whole = IdHash::default();
-        whole.update(&data);
-        let want = whole.finish();
-        for cuts in [vec![1usize, 2, 3], vec![7, 8, 9, 500], vec![999]] {
-            let mut h = IdHash::default();
-            let mut at = 0;
-            for c in cuts {
-                h.update(&data[at..c]);
-                at = c;
-            }
-            h.update(&data[at..]);
-            assert_eq!(h.finish(), want);
+        let want = sha1_smol::Sha1::from(&data).digest().bytes();
+        let mut out = Vec::new();
+        let mut hash = sha1_smol::Sha1::new();
+        let mut w = Hashing {
+            inner: &mut out,
+            hash: &mut hash,
+        };
+        for part in data.chunks(7) {
+            w.write_all(part).unwrap();
         }
-        let mut shorter = IdHash::default();
-        shorter.update(&data[..999]);
-        assert_ne!(shorter.finish(), want);
-        let mut zero = IdHash::default();
-        zero.update(&data[..999]);
-        zero.update(&[0]);
-        assert_ne!(zero.finish(), want, "a trailing zero changes the hash");
+        assert_eq!(out, data);
+        assert_eq!(hash.digest().bytes(), want);
     }
 
     #[test]
