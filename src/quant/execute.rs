@@ -10,7 +10,7 @@ use super::encode::{self, Original};
 use super::error::{PlanError, PlanErrorKind, QuantError};
 use super::estimate::{self, Job};
 use super::fusion::{self, FusedValues};
-use super::kernels::{self, Dialect, KernelError, Quantized};
+use super::kernels::{self, Dialect, KernelError, Quantized, ValueSource};
 use super::plan::{LayerDecision, Plan};
 use super::rewrite::{self, EmitError};
 use super::write_package::{self, PackageWritten};
@@ -197,6 +197,16 @@ fn job_layer(index: &ModelIndex, plan: &Plan, job: &Job) -> LayerId {
     }
 }
 
+/// What both sides of the pipeline share: the run's inputs and its spare output buffers.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    file: &'a ModelFile,
+    plan: &'a Plan,
+    rw: &'a estimate::Rewrite,
+    opts: &'a RunOptions,
+    outputs: &'a OutputPool,
+}
+
 /// How many converted tensors may wait for the writer (each holds one tensor's new body).
 const AHEAD: usize = 1;
 
@@ -215,15 +225,32 @@ fn produce_into(
         let (tx, rx) = std::sync::mpsc::sync_channel(0);
         drop(tx);
         let progress = Announcer::new(file, plan, rw, opts);
-        return emit_pipelined(file, plan, rw, opts, out, rx, Some(progress));
+        let outputs = OutputPool::default();
+        let run = Run {
+            file,
+            plan,
+            rw,
+            opts,
+            outputs: &outputs,
+        };
+        return emit_pipelined(&run, out, rx, Some(progress));
     }
     // A pipeline: a worker thread converts the tensors in job order (its kernels use every
     // core) while this thread writes the previous ones, so conversion and the copies into
     // the page cache overlap. At most AHEAD bodies wait between the two.
+    let outputs = OutputPool::default();
+    let run = Run {
+        file,
+        plan,
+        rw,
+        opts,
+        outputs: &outputs,
+    };
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
-        let worker = scope.spawn(move || convert_all(file, plan, rw, opts, &tx));
-        let r = emit_pipelined(file, plan, rw, opts, out, rx, None);
+        let shared = &run;
+        let worker = scope.spawn(move || convert_all(shared, &tx));
+        let r = emit_pipelined(&run, out, rx, None);
         // The receiver is gone now: a worker blocked on sending wakes up and stops.
         let _ = worker.join();
         r
@@ -292,16 +319,17 @@ impl<'a> Announcer<'a> {
 
 /// The worker side of the pipeline: converts every job in order and sends the bodies,
 /// stopping at the first error or when the receiver is gone.
-fn convert_all(
-    file: &ModelFile,
-    plan: &Plan,
-    rw: &estimate::Rewrite,
-    opts: &RunOptions,
-    tx: &std::sync::mpsc::SyncSender<Body>,
-) {
+fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Body>) {
+    let Run {
+        file,
+        plan,
+        rw,
+        opts,
+        outputs,
+    } = *run;
     let index = &file.index;
-    let reader = Payloads::new(file);
-    let partner = Payloads::new(file);
+    let reader = Payloads::new(file, outputs);
+    let partner = Payloads::new(file, outputs);
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut progress = Announcer::new(file, plan, rw, opts);
     let mut k = 0;
@@ -385,17 +413,21 @@ fn is_slow(index: &ModelIndex, job: &Job) -> bool {
 /// send (it stopped) is converted here. With `inline` there is no worker: every job is
 /// converted here and its layer announced through `inline`.
 fn emit_pipelined(
-    file: &ModelFile,
-    plan: &Plan,
-    rw: &estimate::Rewrite,
-    opts: &RunOptions,
+    run: &Run<'_>,
     out: &mut dyn std::io::Write,
     rx: std::sync::mpsc::Receiver<Body>,
     mut inline: Option<Announcer<'_>>,
 ) -> Result<(), QuantError> {
+    let Run {
+        file,
+        plan,
+        rw,
+        opts,
+        outputs,
+    } = *run;
     let index = &file.index;
     let path = file.path.as_path();
-    let reader = Payloads::new(file);
+    let reader = Payloads::new(file, outputs);
     let mut early: HashMap<usize, Result<Vec<Vec<u8>>, QuantError>> = HashMap::new();
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut failure: Option<QuantError> = None;
@@ -447,6 +479,7 @@ fn emit_pipelined(
         out,
         &mut produce,
         &mut copy,
+        &mut |body| outputs.give_back(body),
     );
     match r {
         Ok(()) => Ok(()),
@@ -516,7 +549,7 @@ fn kernel_error(e: KernelError) -> QuantError {
 /// [`produce_job`] with an error attributed to the job's layer and field.
 fn convert(
     file: &ModelFile,
-    reader: &Payloads,
+    reader: &Payloads<'_>,
     plan: &Plan,
     job: &Job,
     fused_cache: &mut HashMap<LayerId, FusedValues>,
@@ -530,7 +563,7 @@ fn convert(
 
 fn produce_job(
     file: &ModelFile,
-    reader: &Payloads,
+    reader: &Payloads<'_>,
     plan: &Plan,
     job: &Job,
     fused_cache: &mut HashMap<LayerId, FusedValues>,
@@ -573,6 +606,27 @@ fn produce_job(
                     .map_err(kernel_error)?;
                 return Ok(vec![encode_float(&values, true, w.is_updatable)]);
             }
+            if let (false, Some(t), Some(source)) = (*fused, target, reader.source(file, w)) {
+                if kernels::stream::streams(t) {
+                    let q = kernels::quantize_streamed(
+                        source.as_ref(),
+                        w.count as usize,
+                        &w.shape,
+                        w.axis,
+                        t,
+                        dialect,
+                        reader.outputs.take(data_len(w.count as usize, t)),
+                    )
+                    .map_err(|e| match e {
+                        kernels::StreamError::Kernel(k) => kernel_error(k),
+                        kernels::StreamError::Read(source) => QuantError::Io {
+                            path: path.to_path_buf(),
+                            source,
+                        },
+                    })?;
+                    return Ok(encode_quantized(q, w.is_updatable));
+                }
+            }
             let values = if *fused {
                 let fv = fused_values(w.layer, fused_cache)?;
                 fv.get(&w.field)
@@ -608,6 +662,19 @@ fn produce_job(
     }
 }
 
+/// Bytes of the converted data of `count` weights.
+fn data_len(count: usize, target: &Target) -> usize {
+    match target {
+        Target::Fp16 => count * 2,
+        Target::LinearSymmetric => count,
+        Target::Linear(b) | Target::LinearLut(b) | Target::KmeansLut(b) => {
+            kernels::packed_len(count, *b)
+        }
+        Target::CustomLut(b, _) => kernels::packed_len(count, *b),
+        Target::Dequantize => 0,
+    }
+}
+
 /// A float32 WeightParams body holding only `values` (and isUpdatable); see
 /// [`encode::float_body`].
 fn encode_float(values: &[f32], empty_quantization: bool, is_updatable: bool) -> Vec<u8> {
@@ -632,20 +699,23 @@ fn only_updatable(is_updatable: bool) -> Original<'static> {
 /// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
 /// so that the map's pages of converted tensors never become resident (peak memory stays
 /// near the output size); reads a model held in memory from its bytes.
-struct Payloads {
+struct Payloads<'o> {
     file: Option<std::fs::File>,
     /// A buffer reused across tensors: fresh allocations of large tensors cost more in page
     /// faults and zeroing than the reads themselves.
     spare: std::sync::Mutex<Vec<f32>>,
+    /// Output buffers the writer is done with.
+    outputs: &'o OutputPool,
 }
 
-impl Payloads {
-    fn new(model: &ModelFile) -> Payloads {
+impl<'o> Payloads<'o> {
+    fn new(model: &ModelFile, outputs: &'o OutputPool) -> Payloads<'o> {
         // The file behind the map, not the path: the path may name another file by now.
         let file = model.mapped_file().and_then(|f| f.try_clone().ok());
         Payloads {
             file,
             spare: std::sync::Mutex::new(Vec::new()),
+            outputs,
         }
     }
 
@@ -674,6 +744,30 @@ impl Payloads {
         }
         let _ = (&r, out);
         Ok(false)
+    }
+
+    /// The float32 payload of `w` as a source for the streamed kernels: positioned reads of
+    /// the mapped file, or the bytes of a model held in memory; `None` without a payload.
+    fn source<'a>(
+        &'a self,
+        model: &'a ModelFile,
+        w: &crate::model::WeightInfo,
+    ) -> Option<Box<dyn ValueSource + 'a>> {
+        let span = w.float_values.as_ref().filter(|s| !s.is_empty())?;
+        if span.end - span.start != w.count as usize * 4 {
+            return None;
+        }
+        #[cfg(all(unix, target_endian = "little"))]
+        if let Some(file) = &self.file {
+            return Some(Box::new(FileFloats {
+                file,
+                offset: span.start as u64,
+            }));
+        }
+        model
+            .bytes()
+            .get(span.clone())
+            .map(|b| Box::new(ByteFloats(b)) as Box<_>)
     }
 
     /// Hands a values buffer back for reuse.
@@ -713,6 +807,64 @@ impl Payloads {
             return Ok(v);
         }
         fusion::read_values(&model.path, model.bytes(), w)
+    }
+}
+
+/// Output buffers of written tensors, kept for the next ones: a fresh large buffer costs a
+/// page fault and a zeroed page for every page, more than filling it again.
+#[derive(Default)]
+struct OutputPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl OutputPool {
+    /// Buffers kept (the pipeline holds at most a few bodies at once).
+    const KEEP: usize = 4;
+
+    /// The smallest spare buffer that holds `len` bytes (empty if there is none).
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match spares.iter().position(|b| b.capacity() >= len) {
+            Some(i) => spares.remove(i),
+            None => Vec::new(),
+        }
+    }
+
+    /// Keeps the pieces of a written body, the largest ones first.
+    fn give_back(&self, body: Vec<Vec<u8>>) {
+        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        spares.extend(body.into_iter().filter(|b| b.capacity() >= 1 << 20));
+        spares.sort_by_key(Vec::capacity);
+        let extra = spares.len().saturating_sub(Self::KEEP);
+        spares.drain(..extra);
+    }
+}
+
+/// Little-endian floats at a byte offset of a file, read with positioned reads.
+#[cfg(all(unix, target_endian = "little"))]
+struct FileFloats<'a> {
+    file: &'a std::fs::File,
+    offset: u64,
+}
+
+#[cfg(all(unix, target_endian = "little"))]
+impl ValueSource for FileFloats<'_> {
+    fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {
+        read_exact_at(self.file, self.offset + start as u64 * 4, dst)
+    }
+}
+
+/// Little-endian floats held in memory.
+struct ByteFloats<'a>(&'a [u8]);
+
+impl ValueSource for ByteFloats<'_> {
+    fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {
+        let bytes = start
+            .checked_add(dst.len())
+            .and_then(|end| self.0.get(start * 4..end * 4))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        for (d, c) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+            d.write(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        Ok(())
     }
 }
 

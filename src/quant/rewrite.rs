@@ -425,6 +425,9 @@ pub enum EmitError {
 /// input bytes (e.g. positioned reads); returns false to let the slice be used.
 pub type Copier<'a> = dyn FnMut(Range<usize>, &mut dyn Write) -> Result<bool, EmitError> + 'a;
 
+/// Takes back a tensor body once it is written (to reuse its buffers).
+pub type Reclaimer<'a> = dyn FnMut(Vec<Vec<u8>>) + 'a;
+
 /// Writes the edited file to `out`, producing tensor bodies on demand.
 pub fn emit(
     bytes: &[u8],
@@ -433,10 +436,19 @@ pub fn emit(
     out: &mut dyn Write,
     produce: &mut Producer<'_>,
 ) -> Result<(), EmitError> {
-    emit_with(bytes, edits, layout, out, produce, &mut |_, _| Ok(false))
+    emit_with(
+        bytes,
+        edits,
+        layout,
+        out,
+        produce,
+        &mut |_, _| Ok(false),
+        &mut |_| {},
+    )
 }
 
-/// [`emit`] with a custom copier for unchanged ranges.
+/// [`emit`] with a custom copier for unchanged ranges, handing every written body to
+/// `reclaim`.
 pub fn emit_with(
     bytes: &[u8],
     edits: &Edits,
@@ -444,8 +456,14 @@ pub fn emit_with(
     out: &mut dyn Write,
     produce: &mut Producer<'_>,
     copy: &mut Copier<'_>,
+    reclaim: &mut Reclaimer<'_>,
 ) -> Result<(), EmitError> {
-    let mut sink = Sink { out, produce, copy };
+    let mut sink = Sink {
+        out,
+        produce,
+        copy,
+        reclaim,
+    };
     emit_body(bytes, 0..bytes.len(), edits.as_slice(), layout, &mut sink)
 }
 
@@ -453,6 +471,7 @@ struct Sink<'s, 'p, 'c> {
     out: &'s mut dyn Write,
     produce: &'s mut Producer<'p>,
     copy: &'s mut Copier<'c>,
+    reclaim: &'s mut Reclaimer<'c>,
 }
 
 fn emit_body(
@@ -497,6 +516,7 @@ fn emit_body(
                 for piece in &body {
                     sink.out.write_all(piece)?;
                 }
+                (sink.reclaim)(body);
             }
             Piece::Nested { tag, value, edits } => {
                 let len = *layout

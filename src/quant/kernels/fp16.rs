@@ -16,12 +16,7 @@ const CHUNK: usize = 1 << 16;
 /// (±65504 and ±inf included) and skips the check entirely when any value is NaN.
 pub fn quantize(values: &[f32]) -> Result<Quantized, KernelError> {
     let (lo, hi) = minmax(values);
-    if hi >= 65504.0 {
-        return Err(KernelError::Fp16Range { value: hi });
-    }
-    if lo <= -65504.0 {
-        return Err(KernelError::Fp16Range { value: lo });
-    }
+    check_range(lo, hi)?;
     Ok(Quantized {
         nbits: 16,
         data: to_half_bytes(values),
@@ -31,6 +26,17 @@ pub fn quantize(values: &[f32]) -> Result<Quantized, KernelError> {
             threshold_channels: 0,
         },
     })
+}
+
+/// coremltools' range check on a tensor's extremes `lo`, `hi` (NaN extremes pass).
+pub(crate) fn check_range(lo: f32, hi: f32) -> Result<(), KernelError> {
+    if hi >= 65504.0 {
+        return Err(KernelError::Fp16Range { value: hi });
+    }
+    if lo <= -65504.0 {
+        return Err(KernelError::Fp16Range { value: lo });
+    }
+    Ok(())
 }
 
 /// The little-endian halves of `values`, without any range check.
@@ -45,7 +51,7 @@ pub fn to_half_bytes(values: &[f32]) -> Vec<u8> {
 /// Converts `src` into the little-endian halves of `dst` (twice as long): through `half`'s
 /// slice conversion, which uses the F16C instructions when the processor has them (the
 /// same IEEE round to nearest even as the scalar conversion).
-fn halves_into(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn halves_into(src: &[f32], dst: &mut [u8]) {
     #[cfg(target_endian = "little")]
     {
         use half::slice::HalfFloatSliceExt;

@@ -53,10 +53,27 @@ fn minmax_seq(values: &[f32]) -> (f32, f32) {
 /// Lanes of the vectorised min/max pass.
 const LANES: usize = 16;
 
+/// [`minmax_lanes_body`], compiled for AVX2 where the processor has it (the same
+/// comparisons, twice as wide: the same result).
+fn minmax_lanes(values: &[f32]) -> Option<(f32, f32)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { minmax_lanes_avx2(values) };
+    }
+    minmax_lanes_body(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn minmax_lanes_avx2(values: &[f32]) -> Option<(f32, f32)> {
+    minmax_lanes_body(values)
+}
+
 /// Minimum and maximum with plain comparisons (which the compiler turns into SIMD min/max),
 /// or `None` when a value is not finite (NaN or infinity: the exact pass decides those).
-#[inline]
-fn minmax_lanes(values: &[f32]) -> Option<(f32, f32)> {
+#[inline(always)]
+fn minmax_lanes_body(values: &[f32]) -> Option<(f32, f32)> {
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
     // v · 0 is ±0 for finite values and NaN for NaN and ±inf: one NaN poisons the lane.
@@ -105,7 +122,8 @@ fn minmax_exact(values: &[f32]) -> (f32, f32) {
     }
 }
 
-fn combine(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+/// The extremes of two consecutive parts from theirs (NaN wins; ties keep the later part's).
+pub(crate) fn combine(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
     if a.0.is_nan() || b.0.is_nan() {
         return (f32::NAN, f32::NAN);
     }
@@ -191,32 +209,99 @@ impl Channel {
     }
 }
 
-/// Channel parameters, packed indices and notes for `values` seen through `view`.
-pub(crate) fn run(
-    values: &[f32],
-    view: &ChannelView,
-    nbits: u8,
-    dialect: Dialect,
-) -> (Vec<Channel>, Vec<u8>, Notes) {
-    let extremes = channel_minmax(values, view);
-    let channels: Vec<Channel> = extremes
-        .iter()
-        .map(|&(lo, hi)| Channel::new(lo, hi, nbits, dialect))
-        .collect();
-    let data = pack_channels(values, view, nbits, &channels, |ch, src, dst| {
+/// A per-channel linear scheme (`linear`, `linear_symmetric`): each channel's parameters
+/// come from its extremes alone, and its indices from those parameters alone.
+pub(crate) trait Scheme: Sync {
+    /// One channel's parameters.
+    type Channel: Copy + Send + Sync;
+    /// Bits per index.
+    fn nbits(&self) -> u8;
+    /// The parameters of a channel with extremes `lo`, `hi`.
+    fn channel(&self, lo: f32, hi: f32) -> Self::Channel;
+    /// Writes the indices of `src`, values of one channel, into `dst` (as long as `src`).
+    fn indices(&self, ch: &Self::Channel, src: &[f32], dst: &mut [u8]);
+    /// Whether the channel's non-zero scale fell under the threshold (all its indices 0).
+    fn thresholded(&self, ch: &Self::Channel) -> bool;
+    /// The stored parameters of the tensor's channels.
+    fn params(&self, channels: &[Self::Channel]) -> Params;
+}
+
+/// `linear` with `nbits` bits in `dialect`.
+pub(crate) struct Linear {
+    /// Bits per index (1–8).
+    pub nbits: u8,
+    /// The arithmetic reproduced.
+    pub dialect: Dialect,
+}
+
+impl Scheme for Linear {
+    type Channel = Channel;
+
+    fn nbits(&self) -> u8 {
+        self.nbits
+    }
+
+    fn channel(&self, lo: f32, hi: f32) -> Channel {
+        Channel::new(lo, hi, self.nbits, self.dialect)
+    }
+
+    #[inline]
+    fn indices(&self, ch: &Channel, src: &[f32], dst: &mut [u8]) {
         fill_indices(
             dst,
             src,
-            dialect,
+            self.dialect,
             |w| (w - ch.lo) * ch.inv32,
             |w| (w - ch.lo as f64) * ch.inv64,
         )
+    }
+
+    fn thresholded(&self, ch: &Channel) -> bool {
+        ch.thresholded
+    }
+
+    fn params(&self, channels: &[Channel]) -> Params {
+        Params::Linear {
+            scale: channels.iter().map(|c| c.scale).collect(),
+            bias: channels.iter().map(|c| c.lo).collect(),
+        }
+    }
+}
+
+/// Channel parameters, packed indices and notes for `values` seen through `view`.
+pub(crate) fn run<S: Scheme>(
+    values: &[f32],
+    view: &ChannelView,
+    scheme: &S,
+) -> (Vec<S::Channel>, Vec<u8>, Notes) {
+    let extremes = channel_minmax(values, view);
+    let channels: Vec<S::Channel> = extremes
+        .iter()
+        .map(|&(lo, hi)| scheme.channel(lo, hi))
+        .collect();
+    let data = pack_channels(values, view, scheme.nbits(), &channels, |ch, src, dst| {
+        scheme.indices(ch, src, dst)
     });
     let notes = Notes {
         nan_values: count_nan_after(values, &extremes),
-        threshold_channels: channels.iter().filter(|c| c.thresholded).count() as u64,
+        threshold_channels: channels.iter().filter(|c| scheme.thresholded(c)).count() as u64,
     };
     (channels, data, notes)
+}
+
+/// The tensor `values` seen through `view`, quantized by `scheme`.
+pub(crate) fn quantize_with<S: Scheme>(
+    values: &[f32],
+    view: &ChannelView,
+    scheme: &S,
+) -> Quantized {
+    let (channels, data, notes) = run(values, view, scheme);
+    Quantized {
+        nbits: scheme.nbits(),
+        data,
+        params: scheme.params(&channels),
+        notes,
+    }
 }
 
 /// Packs `nbits`-bit indices of `values` seen through `view`: `index` fills the indices of
@@ -244,9 +329,34 @@ where
 }
 
 /// Fills `dst` with the indices of `src`, each rounded half to even: `f32` computes an
-/// unrounded index in float32 (dialect F32), `f64` in float64 (dialect F64).
+/// unrounded index in float32 (dialect F32), `f64` in float64 (dialect F64). Compiled for
+/// AVX2 where the processor has it (the same operations on wider vectors: the same bytes).
 #[inline(always)]
-pub(crate) fn fill_indices(
+pub(crate) fn fill_indices<A, B>(dst: &mut [u8], src: &[f32], dialect: Dialect, f32: A, f64: B)
+where
+    A: Fn(f32) -> f32,
+    B: Fn(f64) -> f64,
+{
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { fill_indices_avx2(dst, src, dialect, f32, f64) };
+    }
+    fill_indices_body(dst, src, dialect, f32, f64)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_indices_avx2<A, B>(dst: &mut [u8], src: &[f32], dialect: Dialect, f32: A, f64: B)
+where
+    A: Fn(f32) -> f32,
+    B: Fn(f64) -> f64,
+{
+    fill_indices_body(dst, src, dialect, f32, f64)
+}
+
+#[inline(always)]
+fn fill_indices_body(
     dst: &mut [u8],
     src: &[f32],
     dialect: Dialect,
@@ -300,16 +410,7 @@ pub(crate) fn count_nan(values: &[f32]) -> u64 {
 /// `linear` quantization with `nbits` bits of the tensor seen through `view`.
 pub fn quantize(values: &[f32], view: &ChannelView, nbits: u8, dialect: Dialect) -> Quantized {
     let nbits = nbits.clamp(1, 8);
-    let (channels, data, notes) = run(values, view, nbits, dialect);
-    Quantized {
-        nbits,
-        data,
-        params: Params::Linear {
-            scale: channels.iter().map(|c| c.scale).collect(),
-            bias: channels.iter().map(|c| c.lo).collect(),
-        },
-        notes,
-    }
+    quantize_with(values, view, &Linear { nbits, dialect })
 }
 
 #[cfg(test)]

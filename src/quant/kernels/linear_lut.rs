@@ -8,7 +8,7 @@ use super::{ChannelView, Dialect, Params, Quantized};
 pub fn quantize(values: &[f32], nbits: u8, dialect: Dialect) -> Quantized {
     let nbits = nbits.clamp(1, 8);
     let view = ChannelView::single(values.len());
-    let (channels, data, notes) = linear::run(values, &view, nbits, dialect);
+    let (channels, data, notes) = linear::run(values, &view, &linear::Linear { nbits, dialect });
     let table = match channels.first() {
         Some(ch) => {
             // numpy: int64 indices × float32 (F32) or float64 (F64) scalar → float64.

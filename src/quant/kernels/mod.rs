@@ -14,6 +14,7 @@ pub mod linear;
 pub mod linear_lut;
 pub mod pack;
 pub mod quality;
+pub mod stream;
 pub mod symmetric;
 mod view;
 
@@ -23,6 +24,7 @@ pub(crate) mod testutil;
 pub use dequant::{dequantize, dequantize_weight_params};
 pub use pack::packed_len;
 pub use quality::{quality, Quality};
+pub use stream::{quantize_streamed, StreamError, ValueSource};
 pub use view::ChannelView;
 
 use crate::quant::Target;

@@ -55,7 +55,17 @@ where
 }
 
 /// Buffers from this size on are advised to use huge pages.
-const HUGE_FROM: usize = 4 << 20;
+pub(crate) const HUGE_FROM: usize = 4 << 20;
+
+/// `len` zeroed bytes in `buffer` when it can hold them, else a fresh [`zeroed`] buffer.
+pub(crate) fn zeroed_in(mut buffer: Vec<u8>, len: usize) -> Vec<u8> {
+    if buffer.capacity() < len {
+        return zeroed(len);
+    }
+    buffer.clear();
+    buffer.resize(len, 0);
+    buffer
+}
 
 /// A zero-filled output buffer of `len` bytes. A large one is a fresh mapping that every
 /// kernel fills completely, and its first touch costs a page fault and the zeroing of every

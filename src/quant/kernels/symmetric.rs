@@ -1,13 +1,12 @@
 //! `linear_symmetric` quantization (spec §3.3, 8 bits only): scale = max(|min|, |max|)/127,
 //! bias = −128·scale, q = round-half-even((w − bias)/scale) with a true division.
 
-use super::linear::{
-    channel_minmax, count_nan_after, fill_indices, pack_channels, THRESHOLD_F32, THRESHOLD_F64,
-};
-use super::{ChannelView, Dialect, Notes, Params, Quantized};
+use super::linear::{fill_indices, quantize_with, Scheme, THRESHOLD_F32, THRESHOLD_F64};
+use super::{ChannelView, Dialect, Params, Quantized};
 
+/// One channel's parameters in both dialects' terms.
 #[derive(Debug, Clone, Copy)]
-struct Channel {
+pub(crate) struct Channel {
     scale: f32,
     bias: f32,
     scale64: f64,
@@ -15,11 +14,23 @@ struct Channel {
     pass: bool,
 }
 
-impl Channel {
-    fn new(lo: f32, hi: f32, dialect: Dialect) -> Channel {
+/// `linear_symmetric` (8 bits) in `dialect`.
+pub(crate) struct Symmetric {
+    /// The arithmetic reproduced.
+    pub dialect: Dialect,
+}
+
+impl Scheme for Symmetric {
+    type Channel = Channel;
+
+    fn nbits(&self) -> u8 {
+        8
+    }
+
+    fn channel(&self, lo: f32, hi: f32) -> Channel {
         let r = lo.abs().max(hi.abs());
         let r = if lo.is_nan() { f32::NAN } else { r };
-        match dialect {
+        match self.dialect {
             Dialect::F32 => {
                 let scale = r / 127.0;
                 let bias = (-scale * 256.0) / 2.0;
@@ -46,16 +57,9 @@ impl Channel {
             }
         }
     }
-}
 
-/// `linear_symmetric` quantization (always 8 bits) of the tensor seen through `view`.
-pub fn quantize(values: &[f32], view: &ChannelView, dialect: Dialect) -> Quantized {
-    let extremes = channel_minmax(values, view);
-    let channels: Vec<Channel> = extremes
-        .iter()
-        .map(|&(lo, hi)| Channel::new(lo, hi, dialect))
-        .collect();
-    let data = pack_channels(values, view, 8, &channels, |ch, src, dst| {
+    #[inline]
+    fn indices(&self, ch: &Channel, src: &[f32], dst: &mut [u8]) {
         if !ch.pass {
             dst.fill(0);
             return;
@@ -63,27 +67,27 @@ pub fn quantize(values: &[f32], view: &ChannelView, dialect: Dialect) -> Quantiz
         fill_indices(
             dst,
             src,
-            dialect,
+            self.dialect,
             |w| (w - ch.bias) / ch.scale,
             |w| (w - ch.bias64) / ch.scale64,
         );
-    });
-    let notes = Notes {
-        nan_values: count_nan_after(values, &extremes),
-        threshold_channels: channels
-            .iter()
-            .filter(|c| !c.pass && c.scale != 0.0 && !c.scale.is_nan())
-            .count() as u64,
-    };
-    Quantized {
-        nbits: 8,
-        data,
-        params: Params::Linear {
+    }
+
+    fn thresholded(&self, ch: &Channel) -> bool {
+        !ch.pass && ch.scale != 0.0 && !ch.scale.is_nan()
+    }
+
+    fn params(&self, channels: &[Channel]) -> Params {
+        Params::Linear {
             scale: channels.iter().map(|c| c.scale).collect(),
             bias: channels.iter().map(|c| c.bias).collect(),
-        },
-        notes,
+        }
     }
+}
+
+/// `linear_symmetric` quantization (always 8 bits) of the tensor seen through `view`.
+pub fn quantize(values: &[f32], view: &ChannelView, dialect: Dialect) -> Quantized {
+    quantize_with(values, view, &Symmetric { dialect })
 }
 
 #[cfg(test)]

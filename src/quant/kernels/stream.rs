@@ -1,0 +1,493 @@
+//! Kernels that read their tensor a block at a time from a [`ValueSource`] instead of taking
+//! it whole: each block is read into a small per-thread buffer and converted while it is
+//! still in the processor's cache, so a large tensor crosses memory once instead of being
+//! copied into a tensor-sized buffer and read back twice (min/max, then indices).
+//!
+//! Streamed are the kernels whose output for a block depends on that block alone: fp16
+//! (with the tensor-wide range check applied at the end), and `linear`/`linear_symmetric`
+//! when every channel is one contiguous run (axis 0) that fits a block. Everything else is
+//! read whole and handed to [`quantize`]. Outputs are the same bytes either way.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::linear::{self, combine, minmax, Scheme};
+use super::symmetric::Symmetric;
+use super::{check_bits, fp16, pack, quantize, ChannelView, Dialect, KernelError, Notes};
+use super::{Params, Quantized};
+use crate::quant::Target;
+
+/// Where a streamed kernel reads float32 values from.
+pub trait ValueSource: Sync {
+    /// Fills `dst` with the values at positions `start..start + dst.len()`.
+    fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()>;
+}
+
+impl ValueSource for &[f32] {
+    fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()> {
+        let src = self
+            .get(start..start + dst.len())
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        for (d, &s) in dst.iter_mut().zip(src) {
+            d.write(s);
+        }
+        Ok(())
+    }
+}
+
+/// Why a streamed conversion failed: the kernel refused the tensor, or a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The kernel's own error.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// Reading values from the source failed.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+}
+
+/// Values per block (128 KiB of floats: a block and its indices stay in the L2 cache).
+const BLOCK: usize = 1 << 15;
+/// Channels longer than this are not streamed (their block would not stay in cache).
+const MAX_CHANNEL: usize = 1 << 20;
+
+/// Whether [`quantize_streamed`] streams `target` (for some shapes); other targets are
+/// better served by reading the tensor whole and calling [`quantize`].
+pub fn streams(target: &Target) -> bool {
+    matches!(
+        target,
+        Target::Fp16 | Target::Linear(_) | Target::LinearSymmetric
+    )
+}
+
+/// Quantizes the `len` values of `source` exactly as [`quantize`] would quantize them,
+/// reading them block by block where the target allows (see the module documentation).
+/// The output goes into `buffer` when it is large enough (a buffer reused saves the page
+/// faults of a fresh one).
+pub fn quantize_streamed(
+    source: &dyn ValueSource,
+    len: usize,
+    shape: &[u64],
+    axis: usize,
+    target: &Target,
+    dialect: Dialect,
+    buffer: Vec<u8>,
+) -> Result<Quantized, StreamError> {
+    match target {
+        Target::Fp16 => return fp16_streamed(source, len, buffer),
+        Target::Linear(b) => {
+            check_bits(*b)?;
+            let view = ChannelView::new(len, shape, axis, true)?;
+            let scheme = linear::Linear { nbits: *b, dialect };
+            if let Some(blocks) = channel_blocks(&view, *b) {
+                return per_channel_streamed(source, &view, &blocks, &scheme, buffer);
+            }
+        }
+        Target::LinearSymmetric => {
+            let view = ChannelView::new(len, shape, axis, true)?;
+            if let Some(blocks) = channel_blocks(&view, 8) {
+                let scheme = Symmetric { dialect };
+                return per_channel_streamed(source, &view, &blocks, &scheme, buffer);
+            }
+        }
+        _ => {}
+    }
+    let values = read_all(source, len)?;
+    Ok(quantize(&values, shape, axis, target, dialect)?)
+}
+
+/// All `len` values of `source`, read in parallel blocks straight into the buffer.
+fn read_all(source: &dyn ValueSource, len: usize) -> std::io::Result<Vec<f32>> {
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    if len >= pack::HUGE_FROM / 4 {
+        pack::advise_huge(v.as_ptr(), len * 4);
+    }
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(BLOCK * 8)
+        .enumerate()
+        .try_for_each(|(i, dst)| source.read(i * BLOCK * 8, dst))?;
+    // SAFETY: every chunk of the first `len` elements was filled by a successful read.
+    unsafe { v.set_len(len) };
+    Ok(v)
+}
+
+std::thread_local! {
+    /// Each thread's block buffers (values, indices), kept between blocks and tensors.
+    static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<u8>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// Runs `f` with this thread's block buffers (fresh ones if they are in use further up).
+fn with_buffers<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<u8>) -> R) -> R {
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            let (values, indices) = &mut *b;
+            f(values, indices)
+        }
+        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+/// Reads `source` at `start` into `buf` (reused), which then holds exactly `n` values.
+fn fill<'b>(
+    source: &dyn ValueSource,
+    start: usize,
+    n: usize,
+    buf: &'b mut Vec<f32>,
+) -> std::io::Result<&'b [f32]> {
+    buf.clear();
+    buf.reserve(n);
+    source.read(start, &mut buf.spare_capacity_mut()[..n])?;
+    // SAFETY: the read succeeded, so it initialised the first n elements.
+    unsafe { buf.set_len(n) };
+    Ok(buf)
+}
+
+/// Channel ranges of one block each when every channel of `view` is one contiguous run short
+/// enough to stream: blocks of about [`BLOCK`] values whose first index starts on a byte of
+/// the packed output. `None` when the tensor cannot be streamed.
+fn channel_blocks(view: &ChannelView, nbits: u8) -> Option<Vec<std::ops::Range<usize>>> {
+    if view.channels * view.inner != view.len || view.inner > MAX_CHANNEL || view.len == 0 {
+        return None;
+    }
+    let per = (BLOCK / view.inner).max(1);
+    let aligned = |c: usize| (c * view.inner * nbits as usize) % 8 == 0;
+    let mut blocks = Vec::with_capacity(view.channels / per + 1);
+    let mut first = 0;
+    while first < view.channels {
+        let mut end = (first + per).min(view.channels);
+        while end < view.channels && !aligned(end) {
+            end += 1;
+        }
+        blocks.push(first..end);
+        first = end;
+    }
+    Some(blocks)
+}
+
+/// Splits `data` into consecutive parts of the given lengths.
+fn split_parts(mut data: &mut [u8], lens: impl Iterator<Item = usize>) -> Vec<&mut [u8]> {
+    let mut parts = Vec::new();
+    for n in lens {
+        let all = std::mem::take(&mut data);
+        let (head, rest) = all.split_at_mut(n.min(all.len()));
+        parts.push(head);
+        data = rest;
+    }
+    parts
+}
+
+/// What one block of channels yields: its channels' parameters and its NaN count.
+type BlockOut<C> = (Vec<C>, u64);
+
+/// `scheme` over the channel `blocks` of `view`, each block read and converted on its own.
+fn per_channel_streamed<S: Scheme>(
+    source: &dyn ValueSource,
+    view: &ChannelView,
+    blocks: &[std::ops::Range<usize>],
+    scheme: &S,
+    buffer: Vec<u8>,
+) -> Result<Quantized, StreamError> {
+    let nbits = scheme.nbits() as usize;
+    let inner = view.inner;
+    let mut data = pack::zeroed_in(buffer, pack::packed_len(view.len, scheme.nbits()));
+    let total = data.len();
+    let starts = blocks.iter().map(|b| b.start * inner * nbits / 8);
+    let ends = blocks
+        .iter()
+        .skip(1)
+        .map(|b| b.start * inner * nbits / 8)
+        .chain([total]);
+    let parts = split_parts(&mut data, starts.zip(ends).map(|(s, e)| e - s));
+    let outs: Vec<BlockOut<S::Channel>> = blocks
+        .par_iter()
+        .zip(parts)
+        .map(|(block, dst)| {
+            with_buffers(|values, indices| -> std::io::Result<BlockOut<S::Channel>> {
+                let n = (block.end - block.start) * inner;
+                let values = fill(source, block.start * inner, n, values)?;
+                let mut channels = Vec::with_capacity(block.len());
+                let mut nan = false;
+                if nbits < 8 {
+                    indices.clear();
+                    indices.resize(n, 0);
+                }
+                for (k, src) in values.chunks_exact(inner).enumerate() {
+                    let (lo, hi) = minmax(src);
+                    nan |= lo.is_nan() || hi.is_nan();
+                    let ch = scheme.channel(lo, hi);
+                    let out = if nbits < 8 {
+                        &mut indices[k * inner..(k + 1) * inner]
+                    } else {
+                        &mut dst[k * inner..(k + 1) * inner]
+                    };
+                    scheme.indices(&ch, src, out);
+                    channels.push(ch);
+                }
+                if nbits < 8 {
+                    pack::pack_into(indices, scheme.nbits(), dst);
+                }
+                let nans = if nan {
+                    values.iter().filter(|v| v.is_nan()).count() as u64
+                } else {
+                    0
+                };
+                Ok((channels, nans))
+            })
+        })
+        .collect::<std::io::Result<_>>()?;
+    let mut channels = Vec::with_capacity(view.channels);
+    let mut notes = Notes::default();
+    for (c, nans) in outs {
+        channels.extend(c);
+        notes.nan_values += nans;
+    }
+    notes.threshold_channels = channels.iter().filter(|c| scheme.thresholded(c)).count() as u64;
+    Ok(Quantized {
+        nbits: scheme.nbits(),
+        data,
+        params: scheme.params(&channels),
+        notes,
+    })
+}
+
+/// fp16 of the `len` values of `source`, block by block; the range check on the tensor's
+/// extremes (spec §3.6) is applied once every block is converted.
+fn fp16_streamed(
+    source: &dyn ValueSource,
+    len: usize,
+    buffer: Vec<u8>,
+) -> Result<Quantized, StreamError> {
+    let mut data = pack::zeroed_in(buffer, len * 2);
+    let outs: Vec<((f32, f32), u64)> = data
+        .par_chunks_mut(BLOCK * 2)
+        .enumerate()
+        .map(|(i, dst)| {
+            with_buffers(|buf, _| {
+                let values = fill(source, i * BLOCK, dst.len() / 2, buf)?;
+                let (lo, hi) = minmax(values);
+                fp16::halves_into(values, dst);
+                let nans = if lo.is_nan() {
+                    values.iter().filter(|v| v.is_nan()).count() as u64
+                } else {
+                    0
+                };
+                Ok(((lo, hi), nans))
+            })
+        })
+        .collect::<std::io::Result<_>>()?;
+    let (lo, hi) = outs
+        .iter()
+        .map(|o| o.0)
+        .reduce(combine)
+        .unwrap_or((0.0, 0.0));
+    fp16::check_range(lo, hi)?;
+    Ok(Quantized {
+        nbits: 16,
+        data,
+        params: Params::Half,
+        notes: Notes {
+            nan_values: outs.iter().map(|o| o.1).sum(),
+            threshold_channels: 0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::kernels::testutil::Rng;
+
+    /// A source that fails every read from position `from` on.
+    struct Failing<'a> {
+        values: &'a [f32],
+        from: usize,
+    }
+
+    impl ValueSource for Failing<'_> {
+        fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()> {
+            if start + dst.len() > self.from {
+                return Err(std::io::Error::other("device gone"));
+            }
+            self.values.read(start, dst)
+        }
+    }
+
+    /// Equal bytes, notes and parameters, parameters compared bit for bit (NaN included).
+    fn same(a: &Quantized, b: &Quantized) -> bool {
+        let bits = |p: &Params| -> Vec<u32> {
+            match p {
+                Params::Half => vec![],
+                Params::Linear { scale, bias } => {
+                    scale.iter().chain(bias).map(|x| x.to_bits()).collect()
+                }
+                Params::Lut(t) => t.iter().map(|x| x.to_bits()).collect(),
+            }
+        };
+        a.nbits == b.nbits
+            && a.data == b.data
+            && a.notes == b.notes
+            && std::mem::discriminant(&a.params) == std::mem::discriminant(&b.params)
+            && bits(&a.params) == bits(&b.params)
+    }
+
+    fn targets() -> Vec<Target> {
+        let mut t = vec![Target::Fp16, Target::LinearSymmetric, Target::KmeansLut(2)];
+        t.extend((1..=8).map(Target::Linear));
+        t
+    }
+
+    /// Tensors that exercise every block layout: tiny and huge channels, channel lengths
+    /// that leave blocks off byte boundaries, one-dimensional tensors, axis 1.
+    fn cases() -> Vec<(Vec<u64>, usize)> {
+        vec![
+            (vec![3], 0),
+            (vec![7, 5], 0),
+            (vec![1000, 77], 0),
+            (vec![3, 70_001], 0),
+            (vec![2, (MAX_CHANNEL + 8) as u64], 0),
+            (vec![64, 3, 3, 3], 0),
+            (vec![9, 11, 5, 3], 0),
+            (vec![4, 6, 3, 3], 1),
+            (vec![150_001], 0),
+        ]
+    }
+
+    fn values(n: usize, rng: &mut Rng) -> Vec<f32> {
+        (0..n)
+            .map(|i| match rng.below(1000) {
+                0 => f32::NAN,
+                1 => 0.0,
+                2 => -0.0,
+                3 => 1e-7,
+                _ => rng.normal() * (1.0 + (i % 13) as f32),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn streamed_equals_whole_tensor_kernels() {
+        let mut rng = Rng::new(7);
+        for (shape, axis) in cases() {
+            let n = shape.iter().product::<u64>() as usize;
+            let mut v = values(n, &mut rng);
+            // A channel whose range falls under the threshold, and one all NaN-free.
+            v[..n.min(40)]
+                .iter_mut()
+                .for_each(|x| *x = 1e-6 * x.signum());
+            for dialect in [Dialect::F32, Dialect::F64] {
+                for t in targets() {
+                    let whole = quantize(&v, &shape, axis, &t, dialect);
+                    let reused = vec![0xAA; 17];
+                    let streamed =
+                        quantize_streamed(&v.as_slice(), n, &shape, axis, &t, dialect, reused);
+                    match (whole, streamed) {
+                        (Ok(a), Ok(b)) => assert!(same(&a, &b), "{t:?} {shape:?} axis {axis}"),
+                        (Err(a), Err(StreamError::Kernel(b))) => assert_eq!(a, b),
+                        (a, b) => panic!("{t:?} {shape:?}: {a:?} vs {b:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reused_buffer_is_overwritten_completely() {
+        let v: Vec<f32> = (0..4099).map(|i| (i % 17) as f32).collect();
+        for t in [Target::Linear(3), Target::Linear(8), Target::Fp16] {
+            let fresh = quantize_streamed(
+                &v.as_slice(),
+                v.len(),
+                &[1, 4099],
+                0,
+                &t,
+                Dialect::F32,
+                vec![],
+            )
+            .unwrap();
+            let dirty = vec![0xFF; 1 << 16];
+            let reused = quantize_streamed(
+                &v.as_slice(),
+                v.len(),
+                &[1, 4099],
+                0,
+                &t,
+                Dialect::F32,
+                dirty,
+            )
+            .unwrap();
+            assert!(same(&fresh, &reused), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn errors_are_the_kernels_and_the_reads() {
+        let v = vec![1.0f32; 12];
+        let e = quantize_streamed(
+            &v.as_slice(),
+            12,
+            &[5, 2],
+            0,
+            &Target::Linear(8),
+            Dialect::F32,
+            vec![],
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            StreamError::Kernel(KernelError::ChannelsNotDivisible { .. })
+        ));
+        let mut big = vec![0.5f32; 3 * BLOCK];
+        big[2 * BLOCK + 5] = 70000.0;
+        let e = quantize_streamed(
+            &big.as_slice(),
+            big.len(),
+            &[],
+            0,
+            &Target::Fp16,
+            Dialect::F32,
+            vec![],
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            StreamError::Kernel(KernelError::Fp16Range { value }) if value == 70000.0
+        ));
+        let failing = Failing {
+            values: &big,
+            from: 2 * BLOCK,
+        };
+        for t in [Target::Fp16, Target::Linear(4), Target::KmeansLut(3)] {
+            let shape = [3, BLOCK as u64];
+            let e = quantize_streamed(&failing, big.len(), &shape, 0, &t, Dialect::F32, vec![])
+                .unwrap_err();
+            assert!(matches!(e, StreamError::Read(_)), "{t:?}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn blocks_start_on_byte_boundaries_and_cover_every_channel() {
+        for (channels, inner, nbits) in [(1000, 77, 3), (5, 1, 1), (1 << 12, 4096, 8), (9, 3, 5)] {
+            let view = ChannelView {
+                len: channels * inner,
+                channels,
+                inner,
+            };
+            let blocks = channel_blocks(&view, nbits).unwrap();
+            assert_eq!(blocks.first().map(|b| b.start), Some(0));
+            assert_eq!(blocks.last().map(|b| b.end), Some(channels));
+            for w in blocks.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+                assert_eq!(w[1].start * inner * nbits as usize % 8, 0);
+            }
+        }
+        let axis1 = ChannelView {
+            len: 24,
+            channels: 3,
+            inner: 4,
+        };
+        assert_eq!(channel_blocks(&axis1, 8), None);
+    }
+}
