@@ -213,33 +213,45 @@ pub fn encode_quantized(original: &[u8], q: &Quantized) -> Result<Vec<u8>, Encod
 /// `q.data`, then `tail`, so that a caller can hand the payload on without copying it.
 pub fn quantized_pieces(o: &Original<'_>, q: &Quantized) -> (Vec<u8>, Vec<u8>) {
     let half = matches!(q.params, Params::Half);
+    (
+        quantized_head(o, half, q.data.len() as u64),
+        quantized_tail(o, q.nbits, &q.params),
+    )
+}
+
+/// The bytes of a converted body before its `data_len` bytes of payload: half precision
+/// (`half`) or packed indices. They depend on the payload's length only, so a payload can
+/// be written as it is produced.
+pub fn quantized_head(o: &Original<'_>, half: bool, data_len: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(16);
-    let mut tail = Vec::new();
     let payload_field = if half {
         FLOAT16_VALUE
     } else {
         put_nonempty(&mut head, FLOAT16_VALUE, o.float16_value);
         RAW_VALUE
     };
-    if !q.data.is_empty() {
+    if data_len > 0 {
         put_varint(&mut head, u64::from(payload_field) << 3 | 2);
-        put_varint(&mut head, q.data.len() as u64);
+        put_varint(&mut head, data_len);
     }
+    head
+}
+
+/// The bytes of a converted body after its payload: the parameters and the kept fields.
+pub fn quantized_tail(o: &Original<'_>, nbits: u8, params: &Params) -> Vec<u8> {
+    let half = matches!(params, Params::Half);
+    let mut tail = Vec::new();
     if half {
         put_nonempty(&mut tail, RAW_VALUE, o.raw_value);
     }
     put_nonempty(&mut tail, INT8_RAW_VALUE, o.int8_raw_value);
     if !half {
-        put_bytes(
-            &mut tail,
-            QUANTIZATION,
-            &quantization_params(q.nbits, &q.params),
-        );
+        put_bytes(&mut tail, QUANTIZATION, &quantization_params(nbits, params));
     } else if let Some(qp) = o.quantization {
         put_bytes(&mut tail, QUANTIZATION, qp);
     }
     put_tail(&mut tail, o);
-    (head, tail)
+    tail
 }
 
 /// The new WeightParams body after coremltools' `dequantization` (spec §2.10): floatValue :=

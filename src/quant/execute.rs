@@ -10,7 +10,7 @@ use super::encode::{self, Original};
 use super::error::{PlanError, PlanErrorKind, QuantError};
 use super::estimate::{self, Job};
 use super::fusion::{self, FusedValues};
-use super::kernels::{self, Dialect, KernelError, Quantized, ValueSource};
+use super::kernels::{self, DataSink, Dialect, KernelError, Quantized, ValueSource};
 use super::plan::{LayerDecision, Plan};
 use super::rewrite::{self, EmitError};
 use super::write_package::{self, PackageWritten};
@@ -207,8 +207,8 @@ struct Run<'a> {
     outputs: &'a OutputPool,
 }
 
-/// How many converted tensors may wait for the writer (each holds one tensor's new body).
-const AHEAD: usize = 1;
+/// How many chunks of converted bodies may wait for the writer.
+const AHEAD: usize = 4;
 
 fn produce_into(
     file: &ModelFile,
@@ -217,27 +217,6 @@ fn produce_into(
     opts: &RunOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<(), QuantError> {
-    if rayon::current_thread_index().is_some() {
-        // Called from a task of the thread pool: this thread waiting for a worker whose
-        // kernels need the pool could, with every pool thread doing the same, leave the
-        // kernels no thread at all. Convert here instead (the kernels then run nested in the
-        // pool, which never blocks): no worker, so every job is converted by the writer.
-        let (tx, rx) = std::sync::mpsc::sync_channel(0);
-        drop(tx);
-        let progress = Announcer::new(file, plan, rw, opts);
-        let outputs = OutputPool::default();
-        let run = Run {
-            file,
-            plan,
-            rw,
-            opts,
-            outputs: &outputs,
-        };
-        return emit_pipelined(&run, out, rx, Some(progress));
-    }
-    // A pipeline: a worker thread converts the tensors in job order (its kernels use every
-    // core) while this thread writes the previous ones, so conversion and the copies into
-    // the page cache overlap. At most AHEAD bodies wait between the two.
     let outputs = OutputPool::default();
     let run = Run {
         file,
@@ -246,6 +225,19 @@ fn produce_into(
         opts,
         outputs: &outputs,
     };
+    if rayon::current_thread_index().is_some() {
+        // Called from a task of the thread pool: this thread waiting for a worker whose
+        // kernels need the pool could, with every pool thread doing the same, leave the
+        // kernels no thread at all. Convert here instead (the kernels then run nested in the
+        // pool, which never blocks): no worker, so every job is converted by the writer.
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        drop(tx);
+        let progress = Announcer::new(file, plan, rw, opts);
+        return emit_pipelined(&run, out, rx, Some(progress));
+    }
+    // A pipeline: a worker thread converts the tensors in job order (its kernels use every
+    // core) and sends their bodies a chunk at a time, while this thread writes the chunks
+    // before, so conversion and writing overlap. At most AHEAD chunks wait between the two.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
         let shared = &run;
@@ -257,8 +249,81 @@ fn produce_into(
     })
 }
 
-/// One converted tensor body (or why it could not be made), for job `.0`.
-type Body = (usize, Result<Vec<Vec<u8>>, QuantError>);
+/// A piece of job `.0`'s body on its way from the worker to the writer.
+type Message = (usize, Part);
+
+/// What the worker sends about a job: its body's bytes in order, then whether it is whole.
+enum Part {
+    /// The next bytes of the body.
+    Bytes(Vec<u8>),
+    /// The body is complete, or could not be made.
+    Done(Result<(), QuantError>),
+}
+
+/// The worker's sink for one job: every chunk goes to the writer at once (waiting while
+/// AHEAD chunks are queued).
+struct ToWriter<'a> {
+    job: usize,
+    tx: &'a std::sync::mpsc::SyncSender<Message>,
+    outputs: &'a OutputPool,
+}
+
+impl DataSink for ToWriter<'_> {
+    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+        self.outputs.take(capacity)
+    }
+
+    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        self.tx
+            .send((self.job, Part::Bytes(chunk)))
+            .map_err(|_| std::io::Error::other("the writer stopped"))
+    }
+}
+
+/// A body kept whole, for a job converted alongside another one.
+#[derive(Default)]
+struct Pieces(Vec<Vec<u8>>);
+
+impl DataSink for Pieces {
+    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+        Vec::with_capacity(capacity)
+    }
+
+    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        self.0.push(chunk);
+        Ok(())
+    }
+}
+
+/// The writer's own sink, for a job it converts itself: chunks go straight to the output.
+struct ToOutput<'a, 'w> {
+    out: &'a mut (dyn std::io::Write + 'w),
+    outputs: &'a OutputPool,
+    written: u64,
+    /// The output's own error, kept apart from the conversion's.
+    failed: Option<std::io::Error>,
+}
+
+impl DataSink for ToOutput<'_, '_> {
+    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+        self.outputs.take(capacity)
+    }
+
+    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        match self.out.write_all(&chunk) {
+            Ok(()) => {
+                self.written += chunk.len() as u64;
+                self.outputs.give_back(chunk);
+                Ok(())
+            }
+            Err(e) => {
+                let kind = e.kind();
+                self.failed = Some(e);
+                Err(kind.into())
+            }
+        }
+    }
+}
 
 /// Reports each layer once, as its first job starts, to the run's progress callback.
 struct Announcer<'a> {
@@ -317,9 +382,9 @@ impl<'a> Announcer<'a> {
     }
 }
 
-/// The worker side of the pipeline: converts every job in order and sends the bodies,
-/// stopping at the first error or when the receiver is gone.
-fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Body>) {
+/// The worker side of the pipeline: converts every job in order and sends the bodies a
+/// chunk at a time, stopping at the first error or when the receiver is gone.
+fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Message>) {
     let Run {
         file,
         plan,
@@ -328,15 +393,15 @@ fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Body>) {
         outputs,
     } = *run;
     let index = &file.index;
-    let reader = Payloads::new(file, outputs);
-    let partner = Payloads::new(file, outputs);
+    let reader = Payloads::new(file);
+    let partner = Payloads::new(file);
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut progress = Announcer::new(file, plan, rw, opts);
     let mut k = 0;
     while k < rw.jobs.len() {
         let Some(j) = rw.jobs.get(k) else { break };
         if opts.cancel.is_cancelled() {
-            let _ = tx.send((k, Err(QuantError::Cancelled)));
+            let _ = tx.send((k, Part::Done(Err(QuantError::Cancelled))));
             return;
         }
         progress.layer(job_layer(index, plan, j));
@@ -348,37 +413,56 @@ fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Body>) {
         } else {
             None
         };
-        let results = if let Some(m) = partner_at {
-            for between in &rw.jobs[k + 1..=m] {
-                progress.layer(job_layer(index, plan, between));
-            }
-            let mut spare_cache = HashMap::new();
-            let (mut first, last) = rayon::join(
-                || {
-                    (k..m)
-                        .map(|at| {
-                            let job = &rw.jobs[at];
-                            (
-                                at,
-                                convert(file, &reader, plan, job, &mut fused_cache, opts),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                },
-                || convert(file, &partner, plan, &rw.jobs[m], &mut spare_cache, opts),
-            );
-            first.push((m, last));
-            first
-        } else {
-            vec![(k, convert(file, &reader, plan, j, &mut fused_cache, opts))]
-        };
-        k += results.len();
-        for (at, r) in results {
+        let Some(m) = partner_at else {
+            let mut sink = ToWriter {
+                job: k,
+                tx,
+                outputs,
+            };
+            let r = convert(file, &reader, plan, j, &mut fused_cache, opts, &mut sink);
             let stop = r.is_err();
-            if tx.send((at, r)).is_err() || stop {
+            if tx.send((k, Part::Done(r))).is_err() || stop {
+                return;
+            }
+            k += 1;
+            continue;
+        };
+        for between in &rw.jobs[k + 1..=m] {
+            progress.layer(job_layer(index, plan, between));
+        }
+        let mut spare_cache = HashMap::new();
+        let (mut results, last) = rayon::join(
+            || {
+                (k..m)
+                    .map(|at| {
+                        let mut body = Pieces::default();
+                        let job = &rw.jobs[at];
+                        let r =
+                            convert(file, &reader, plan, job, &mut fused_cache, opts, &mut body);
+                        (at, body, r)
+                    })
+                    .collect::<Vec<_>>()
+            },
+            || {
+                let mut body = Pieces::default();
+                let job = &rw.jobs[m];
+                let r = convert(file, &partner, plan, job, &mut spare_cache, opts, &mut body);
+                (m, body, r)
+            },
+        );
+        results.push(last);
+        for (at, body, r) in results {
+            let stop = r.is_err();
+            for piece in body.0 {
+                if tx.send((at, Part::Bytes(piece))).is_err() {
+                    return;
+                }
+            }
+            if tx.send((at, Part::Done(r))).is_err() || stop {
                 return;
             }
         }
+        k = m + 1;
     }
 }
 
@@ -408,14 +492,15 @@ fn is_slow(index: &ModelIndex, job: &Job) -> bool {
     }
 }
 
-/// The writer side of the pipeline: emits the file, taking each tensor body from the
-/// worker. A body asked for out of order is kept until its turn; one the worker did not
-/// send (it stopped) is converted here. With `inline` there is no worker: every job is
-/// converted here and its layer announced through `inline`.
+/// The writer side of the pipeline: emits the file, writing each tensor body as its chunks
+/// come from the worker. Chunks of a job other than the one being written are kept until
+/// its turn; a job the worker did not send (it stopped) is converted here. With `inline`
+/// there is no worker: every job is converted here and its layer announced through
+/// `inline`.
 fn emit_pipelined(
     run: &Run<'_>,
     out: &mut dyn std::io::Write,
-    rx: std::sync::mpsc::Receiver<Body>,
+    rx: std::sync::mpsc::Receiver<Message>,
     mut inline: Option<Announcer<'_>>,
 ) -> Result<(), QuantError> {
     let Run {
@@ -427,40 +512,63 @@ fn emit_pipelined(
     } = *run;
     let index = &file.index;
     let path = file.path.as_path();
-    let reader = Payloads::new(file, outputs);
-    let mut early: HashMap<usize, Result<Vec<Vec<u8>>, QuantError>> = HashMap::new();
+    let reader = Payloads::new(file);
+    let mut early: HashMap<usize, std::collections::VecDeque<Part>> = HashMap::new();
     let mut fused_cache: HashMap<LayerId, FusedValues> = HashMap::new();
     let mut failure: Option<QuantError> = None;
-    let mut produce = |job: usize| -> Result<Vec<Vec<u8>>, EmitError> {
+    let mut produce = |job: usize, out: &mut dyn std::io::Write| -> Result<u64, EmitError> {
+        let mut written = 0u64;
         let r = loop {
-            if let Some(r) = early.remove(&job) {
-                break r;
-            }
-            match rx.recv() {
-                Ok((k, r)) if k == job => break r,
-                Ok((k, r)) => {
-                    early.insert(k, r);
-                }
-                Err(_) => {
-                    // The worker stopped: convert here (a job asked for twice, or after
-                    // the worker's error, which then repeats).
-                    break if opts.cancel.is_cancelled() {
-                        Err(QuantError::Cancelled)
-                    } else {
-                        rw.jobs
-                            .get(job)
-                            .ok_or_else(|| QuantError::Verify {
+            let part = match early.get_mut(&job).and_then(|q| q.pop_front()) {
+                Some(p) => p,
+                None => match rx.recv() {
+                    Ok((k, p)) if k == job => p,
+                    Ok((k, p)) => {
+                        early.entry(k).or_default().push_back(p);
+                        continue;
+                    }
+                    Err(_) if written > 0 => {
+                        break Err(QuantError::Verify {
+                            path: path.to_path_buf(),
+                            message: format!("the conversion of job {job} stopped midway"),
+                        });
+                    }
+                    Err(_) => {
+                        // The worker stopped: convert here (a job asked for twice, or after
+                        // the worker's error, which then repeats).
+                        if opts.cancel.is_cancelled() {
+                            break Err(QuantError::Cancelled);
+                        }
+                        let Some(j) = rw.jobs.get(job) else {
+                            break Err(QuantError::Verify {
                                 path: path.to_path_buf(),
                                 message: format!("unknown job {job}"),
-                            })
-                            .and_then(|j| {
-                                if let Some(a) = inline.as_mut() {
-                                    a.layer(job_layer(index, plan, j));
-                                }
-                                convert(file, &reader, plan, j, &mut fused_cache, opts)
-                            })
-                    };
+                            });
+                        };
+                        if let Some(a) = inline.as_mut() {
+                            a.layer(job_layer(index, plan, j));
+                        }
+                        let mut sink = ToOutput {
+                            out: &mut *out,
+                            outputs,
+                            written: 0,
+                            failed: None,
+                        };
+                        let r = convert(file, &reader, plan, j, &mut fused_cache, opts, &mut sink);
+                        if let Some(e) = sink.failed {
+                            return Err(EmitError::Io(e));
+                        }
+                        break r.map(|()| sink.written);
+                    }
+                },
+            };
+            match part {
+                Part::Bytes(b) => {
+                    out.write_all(&b)?;
+                    written += b.len() as u64;
+                    outputs.give_back(b);
                 }
+                Part::Done(r) => break r.map(|()| written),
             }
         };
         r.map_err(|e| {
@@ -479,7 +587,6 @@ fn emit_pipelined(
         out,
         &mut produce,
         &mut copy,
-        &mut |body| outputs.give_back(body),
     );
     match r {
         Ok(()) => Ok(()),
@@ -549,26 +656,29 @@ fn kernel_error(e: KernelError) -> QuantError {
 /// [`produce_job`] with an error attributed to the job's layer and field.
 fn convert(
     file: &ModelFile,
-    reader: &Payloads<'_>,
+    reader: &Payloads,
     plan: &Plan,
     job: &Job,
     fused_cache: &mut HashMap<LayerId, FusedValues>,
     opts: &RunOptions,
-) -> Result<Vec<Vec<u8>>, QuantError> {
-    produce_job(file, reader, plan, job, fused_cache, opts.dialect).map_err(|e| {
+    sink: &mut dyn DataSink,
+) -> Result<(), QuantError> {
+    produce_job(file, reader, plan, job, fused_cache, opts.dialect, sink).map_err(|e| {
         let l = job_layer(&file.index, plan, job);
         attribute(e, &file.path, &file.index, l, job)
     })
 }
 
+/// Puts the new body of `job` into `sink`, in order.
 fn produce_job(
     file: &ModelFile,
-    reader: &Payloads<'_>,
+    reader: &Payloads,
     plan: &Plan,
     job: &Job,
     fused_cache: &mut HashMap<LayerId, FusedValues>,
     dialect: Dialect,
-) -> Result<Vec<Vec<u8>>, QuantError> {
+    sink: &mut dyn DataSink,
+) -> Result<(), QuantError> {
     let index = &file.index;
     let bytes = file.bytes();
     let path = file.path.as_path();
@@ -592,6 +702,12 @@ fn produce_job(
         field: what.into(),
         message: "fusion produced no values".into(),
     };
+    let put = |sink: &mut dyn DataSink, piece: Vec<u8>| {
+        sink.put(piece).map_err(|source| QuantError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
     match job {
         Job::Tensor {
             weight,
@@ -604,27 +720,41 @@ fn produce_job(
                 let body = bytes.get(w.body.clone()).ok_or_else(|| missing(&w.field))?;
                 let values = kernels::dequantize_weight_params(body, &w.shape, w.axis)
                     .map_err(kernel_error)?;
-                return Ok(vec![encode_float(&values, true, w.is_updatable)]);
+                return put(sink, encode_float(&values, true, w.is_updatable));
             }
             if let (false, Some(t), Some(source)) = (*fused, target, reader.source(file, w)) {
                 if kernels::stream::streams(t) {
-                    let q = kernels::quantize_streamed(
+                    let original = only_updatable(w.is_updatable);
+                    let expected = data_len(w.count as usize, t) as u64;
+                    let half = *t == Target::Fp16;
+                    put(sink, encode::quantized_head(&original, half, expected))?;
+                    let s = kernels::quantize_streamed(
                         source.as_ref(),
                         w.count as usize,
                         &w.shape,
                         w.axis,
                         t,
                         dialect,
-                        reader.outputs.take(data_len(w.count as usize, t)),
+                        sink,
                     )
                     .map_err(|e| match e {
                         kernels::StreamError::Kernel(k) => kernel_error(k),
-                        kernels::StreamError::Read(source) => QuantError::Io {
+                        kernels::StreamError::Read(source)
+                        | kernels::StreamError::Write(source) => QuantError::Io {
                             path: path.to_path_buf(),
                             source,
                         },
                     })?;
-                    return Ok(encode_quantized(q, w.is_updatable));
+                    if s.data_len != expected {
+                        return Err(QuantError::Verify {
+                            path: path.to_path_buf(),
+                            message: format!(
+                                "{} bytes of data converted, {expected} were planned",
+                                s.data_len
+                            ),
+                        });
+                    }
+                    return put(sink, encode::quantized_tail(&original, s.nbits, &s.params));
                 }
             }
             let values = if *fused {
@@ -636,12 +766,12 @@ fn produce_job(
                 reader.values(file, w)?
             };
             match target {
-                None => Ok(vec![encode_float(&values, false, w.is_updatable)]),
+                None => put(sink, encode_float(&values, false, w.is_updatable)),
                 Some(t) => {
                     let q = kernels::quantize(&values, &w.shape, w.axis, t, dialect)
                         .map_err(kernel_error);
                     reader.recycle(values);
-                    Ok(encode_quantized(q?, w.is_updatable))
+                    put_quantized(q?, w.is_updatable, &mut |p| put(sink, p))
                 }
             }
         }
@@ -650,12 +780,12 @@ fn produce_job(
             let fv = fused_values(fp.layer, fused_cache)?;
             let values = fv.bias.ok_or_else(|| missing("bias"))?;
             match target {
-                None => Ok(vec![encode_float(&values, false, false)]),
+                None => put(sink, encode_float(&values, false, false)),
                 Some(t) => {
                     let shape = [values.len() as u64];
                     let q =
                         kernels::quantize(&values, &shape, 0, t, dialect).map_err(kernel_error)?;
-                    Ok(encode_quantized(q, false))
+                    put_quantized(q, false, &mut |p| put(sink, p))
                 }
             }
         }
@@ -681,11 +811,19 @@ fn encode_float(values: &[f32], empty_quantization: bool, is_updatable: bool) ->
     encode::float_body(&only_updatable(is_updatable), values, empty_quantization)
 }
 
-/// A converted WeightParams body in canonical field order (spec §2.7), as pieces: the
-/// payload is moved, not copied.
-fn encode_quantized(q: Quantized, is_updatable: bool) -> Vec<Vec<u8>> {
+/// A converted WeightParams body in canonical field order (spec §2.7), as pieces given to
+/// `put`: the payload is moved, not copied.
+fn put_quantized(
+    q: Quantized,
+    is_updatable: bool,
+    put: &mut dyn FnMut(Vec<u8>) -> Result<(), QuantError>,
+) -> Result<(), QuantError> {
     let (head, tail) = encode::quantized_pieces(&only_updatable(is_updatable), &q);
-    vec![head, q.data, tail]
+    put(head)?;
+    if !q.data.is_empty() {
+        put(q.data)?;
+    }
+    put(tail)
 }
 
 /// The original WeightParams the writer re-encodes: a float32 tensor, perhaps updatable.
@@ -699,23 +837,20 @@ fn only_updatable(is_updatable: bool) -> Original<'static> {
 /// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
 /// so that the map's pages of converted tensors never become resident (peak memory stays
 /// near the output size); reads a model held in memory from its bytes.
-struct Payloads<'o> {
+struct Payloads {
     file: Option<std::fs::File>,
     /// A buffer reused across tensors: fresh allocations of large tensors cost more in page
     /// faults and zeroing than the reads themselves.
     spare: std::sync::Mutex<Vec<f32>>,
-    /// Output buffers the writer is done with.
-    outputs: &'o OutputPool,
 }
 
-impl<'o> Payloads<'o> {
-    fn new(model: &ModelFile, outputs: &'o OutputPool) -> Payloads<'o> {
+impl Payloads {
+    fn new(model: &ModelFile) -> Payloads {
         // The file behind the map, not the path: the path may name another file by now.
         let file = model.mapped_file().and_then(|f| f.try_clone().ok());
         Payloads {
             file,
             spare: std::sync::Mutex::new(Vec::new()),
-            outputs,
         }
     }
 
@@ -816,8 +951,8 @@ impl<'o> Payloads<'o> {
 struct OutputPool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl OutputPool {
-    /// Buffers kept (the pipeline holds at most a few bodies at once).
-    const KEEP: usize = 4;
+    /// Buffers kept (the pipeline holds at most a few chunks at once).
+    const KEEP: usize = AHEAD + 4;
 
     /// The smallest spare buffer that holds `len` bytes (empty if there is none).
     fn take(&self, len: usize) -> Vec<u8> {
@@ -828,10 +963,13 @@ impl OutputPool {
         }
     }
 
-    /// Keeps the pieces of a written body, the largest ones first.
-    fn give_back(&self, body: Vec<Vec<u8>>) {
+    /// Keeps a written chunk for reuse (large ones only, the largest ones).
+    fn give_back(&self, chunk: Vec<u8>) {
+        if chunk.capacity() < 1 << 20 {
+            return;
+        }
         let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        spares.extend(body.into_iter().filter(|b| b.capacity() >= 1 << 20));
+        spares.push(chunk);
         spares.sort_by_key(Vec::capacity);
         let extra = spares.len().saturating_sub(Self::KEEP);
         spares.drain(..extra);

@@ -393,9 +393,9 @@ fn measure_body(
     Ok(total)
 }
 
-/// Produces the body bytes of a tensor job, as consecutive pieces (so that large payloads
-/// are written without being copied into one buffer).
-pub type Producer<'a> = dyn FnMut(usize) -> Result<Vec<Vec<u8>>, EmitError> + 'a;
+/// Writes the body bytes of a tensor job to the output (in as many writes as it likes, so
+/// that a large payload never has to exist whole) and returns how many it wrote.
+pub type Producer<'a> = dyn FnMut(usize, &mut dyn Write) -> Result<u64, EmitError> + 'a;
 
 /// Why emission failed.
 #[derive(Debug, thiserror::Error)]
@@ -425,9 +425,6 @@ pub enum EmitError {
 /// input bytes (e.g. positioned reads); returns false to let the slice be used.
 pub type Copier<'a> = dyn FnMut(Range<usize>, &mut dyn Write) -> Result<bool, EmitError> + 'a;
 
-/// Takes back a tensor body once it is written (to reuse its buffers).
-pub type Reclaimer<'a> = dyn FnMut(Vec<Vec<u8>>) + 'a;
-
 /// Writes the edited file to `out`, producing tensor bodies on demand.
 pub fn emit(
     bytes: &[u8],
@@ -436,19 +433,10 @@ pub fn emit(
     out: &mut dyn Write,
     produce: &mut Producer<'_>,
 ) -> Result<(), EmitError> {
-    emit_with(
-        bytes,
-        edits,
-        layout,
-        out,
-        produce,
-        &mut |_, _| Ok(false),
-        &mut |_| {},
-    )
+    emit_with(bytes, edits, layout, out, produce, &mut |_, _| Ok(false))
 }
 
-/// [`emit`] with a custom copier for unchanged ranges, handing every written body to
-/// `reclaim`.
+/// [`emit`] with a custom copier for unchanged ranges.
 pub fn emit_with(
     bytes: &[u8],
     edits: &Edits,
@@ -456,14 +444,8 @@ pub fn emit_with(
     out: &mut dyn Write,
     produce: &mut Producer<'_>,
     copy: &mut Copier<'_>,
-    reclaim: &mut Reclaimer<'_>,
 ) -> Result<(), EmitError> {
-    let mut sink = Sink {
-        out,
-        produce,
-        copy,
-        reclaim,
-    };
+    let mut sink = Sink { out, produce, copy };
     emit_body(bytes, 0..bytes.len(), edits.as_slice(), layout, &mut sink)
 }
 
@@ -471,7 +453,6 @@ struct Sink<'s, 'p, 'c> {
     out: &'s mut dyn Write,
     produce: &'s mut Producer<'p>,
     copy: &'s mut Copier<'c>,
-    reclaim: &'s mut Reclaimer<'c>,
 }
 
 fn emit_body(
@@ -500,8 +481,11 @@ fn emit_body(
             }
             Piece::Content(Content::Bytes(b)) => sink.out.write_all(b)?,
             Piece::Content(Content::Tensor { job, tag, body_len }) => {
-                let body = (sink.produce)(*job)?;
-                let got: u64 = body.iter().map(|p| p.len() as u64).sum();
+                buf.clear();
+                buf.extend_from_slice(tag);
+                put_varint(&mut buf, *body_len);
+                sink.out.write_all(&buf)?;
+                let got = (sink.produce)(*job, &mut *sink.out)?;
                 if got != *body_len {
                     return Err(EmitError::Length {
                         job: *job,
@@ -509,14 +493,6 @@ fn emit_body(
                         got,
                     });
                 }
-                buf.clear();
-                buf.extend_from_slice(tag);
-                put_varint(&mut buf, *body_len);
-                sink.out.write_all(&buf)?;
-                for piece in &body {
-                    sink.out.write_all(piece)?;
-                }
-                (sink.reclaim)(body);
             }
             Piece::Nested { tag, value, edits } => {
                 let len = *layout
@@ -603,8 +579,10 @@ mod tests {
         let edits = Edits::new(edits).unwrap();
         let layout = measure(bytes, &edits).unwrap();
         let mut out = Vec::new();
-        emit(bytes, &edits, &layout, &mut out, &mut |_| {
-            Ok(vec![vec![9; 150], vec![9; 50]])
+        emit(bytes, &edits, &layout, &mut out, &mut |_, out| {
+            out.write_all(&[9; 150])?;
+            out.write_all(&[9; 50])?;
+            Ok(200)
         })
         .unwrap();
         assert_eq!(out.len() as u64, layout.total);

@@ -24,7 +24,7 @@ pub(crate) mod testutil;
 pub use dequant::{dequantize, dequantize_weight_params};
 pub use pack::packed_len;
 pub use quality::{quality, Quality};
-pub use stream::{quantize_streamed, StreamError, ValueSource};
+pub use stream::{quantize_streamed, DataSink, StreamError, Streamed, ValueSource};
 pub use view::ChannelView;
 
 use crate::quant::Target;

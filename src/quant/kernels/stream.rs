@@ -1,7 +1,9 @@
 //! Kernels that read their tensor a block at a time from a [`ValueSource`] instead of taking
-//! it whole: each block is read into a small per-thread buffer and converted while it is
-//! still in the processor's cache, so a large tensor crosses memory once instead of being
-//! copied into a tensor-sized buffer and read back twice (min/max, then indices).
+//! it whole, and hand their data on a chunk at a time to a [`DataSink`]: each block is read
+//! into a small per-thread buffer and converted while it is still in the processor's cache,
+//! so a large tensor crosses memory once instead of being copied into a tensor-sized buffer
+//! and read back twice (min/max, then indices), and its output never exists whole (the
+//! memory of a conversion no longer grows with the tensor).
 //!
 //! Streamed are the kernels whose output for a block depends on that block alone: fp16
 //! (with the tensor-wide range check applied at the end), and `linear`/`linear_symmetric`
@@ -36,7 +38,32 @@ impl ValueSource for &[f32] {
     }
 }
 
-/// Why a streamed conversion failed: the kernel refused the tensor, or a read failed.
+/// Where a streamed kernel puts its data: in order, a chunk at a time.
+pub trait DataSink {
+    /// An empty buffer for the next chunk, with room for at least `capacity` bytes where a
+    /// recycled one is at hand.
+    fn buffer(&mut self, capacity: usize) -> Vec<u8>;
+    /// Takes the next chunk of the data.
+    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()>;
+}
+
+impl DataSink for Vec<u8> {
+    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+        Vec::with_capacity(capacity)
+    }
+
+    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        if self.is_empty() {
+            *self = chunk;
+        } else {
+            self.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+}
+
+/// Why a streamed conversion failed: the kernel refused the tensor, a read failed, or the
+/// sink refused a chunk.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     /// The kernel's own error.
@@ -44,11 +71,46 @@ pub enum StreamError {
     Kernel(#[from] KernelError),
     /// Reading values from the source failed.
     #[error(transparent)]
-    Read(#[from] std::io::Error),
+    Read(std::io::Error),
+    /// The sink refused a chunk.
+    #[error(transparent)]
+    Write(std::io::Error),
+}
+
+/// Everything of a [`Quantized`] but the data, which went to the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Streamed {
+    /// Bits per weight: 1–8, or 16 for half precision.
+    pub nbits: u8,
+    /// How to read the data.
+    pub params: Params,
+    /// Diagnostics gathered while converting.
+    pub notes: Notes,
+    /// Bytes of data put into the sink.
+    pub data_len: u64,
+}
+
+impl Streamed {
+    /// A whole-tensor result, its data put into `sink`.
+    fn put_whole(q: Quantized, sink: &mut dyn DataSink) -> Result<Streamed, StreamError> {
+        let data_len = q.data.len() as u64;
+        if data_len > 0 {
+            sink.put(q.data).map_err(StreamError::Write)?;
+        }
+        Ok(Streamed {
+            nbits: q.nbits,
+            params: q.params,
+            notes: q.notes,
+            data_len,
+        })
+    }
 }
 
 /// Values per block (128 KiB of floats: a block and its indices stay in the L2 cache).
 const BLOCK: usize = 1 << 15;
+/// Bytes of data per chunk handed to the sink (blocks are converted in parallel a chunk at a
+/// time).
+const CHUNK: usize = 4 << 20;
 /// Channels longer than this are not streamed (their block would not stay in cache).
 const MAX_CHANNEL: usize = 1 << 20;
 
@@ -62,9 +124,8 @@ pub fn streams(target: &Target) -> bool {
 }
 
 /// Quantizes the `len` values of `source` exactly as [`quantize`] would quantize them,
-/// reading them block by block where the target allows (see the module documentation).
-/// The output goes into `buffer` when it is large enough (a buffer reused saves the page
-/// faults of a fresh one).
+/// reading them block by block where the target allows (see the module documentation), and
+/// puts the data into `sink` in order.
 pub fn quantize_streamed(
     source: &dyn ValueSource,
     len: usize,
@@ -72,29 +133,29 @@ pub fn quantize_streamed(
     axis: usize,
     target: &Target,
     dialect: Dialect,
-    buffer: Vec<u8>,
-) -> Result<Quantized, StreamError> {
+    sink: &mut dyn DataSink,
+) -> Result<Streamed, StreamError> {
     match target {
-        Target::Fp16 => return fp16_streamed(source, len, buffer),
+        Target::Fp16 => return fp16_streamed(source, len, sink),
         Target::Linear(b) => {
             check_bits(*b)?;
             let view = ChannelView::new(len, shape, axis, true)?;
             let scheme = linear::Linear { nbits: *b, dialect };
             if let Some(blocks) = channel_blocks(&view, *b) {
-                return per_channel_streamed(source, &view, &blocks, &scheme, buffer);
+                return per_channel_streamed(source, &view, &blocks, &scheme, sink);
             }
         }
         Target::LinearSymmetric => {
             let view = ChannelView::new(len, shape, axis, true)?;
             if let Some(blocks) = channel_blocks(&view, 8) {
                 let scheme = Symmetric { dialect };
-                return per_channel_streamed(source, &view, &blocks, &scheme, buffer);
+                return per_channel_streamed(source, &view, &blocks, &scheme, sink);
             }
         }
         _ => {}
     }
-    let values = read_all(source, len)?;
-    Ok(quantize(&values, shape, axis, target, dialect)?)
+    let values = read_all(source, len).map_err(StreamError::Read)?;
+    Streamed::put_whole(quantize(&values, shape, axis, target, dialect)?, sink)
 }
 
 /// All `len` values of `source`, read in parallel blocks straight into the buffer.
@@ -179,119 +240,158 @@ fn split_parts(mut data: &mut [u8], lens: impl Iterator<Item = usize>) -> Vec<&m
     parts
 }
 
+/// A chunk buffer from `sink` holding `len` zeroed bytes (the packing ORs bits in).
+fn chunk_buffer(sink: &mut dyn DataSink, len: usize) -> Vec<u8> {
+    pack::zeroed_in(sink.buffer(len), len)
+}
+
 /// What one block of channels yields: its channels' parameters and its NaN count.
 type BlockOut<C> = (Vec<C>, u64);
 
-/// `scheme` over the channel `blocks` of `view`, each block read and converted on its own.
+/// `scheme` over the channel `blocks` of `view`, each block read and converted on its own,
+/// the blocks of a chunk in parallel.
 fn per_channel_streamed<S: Scheme>(
     source: &dyn ValueSource,
     view: &ChannelView,
     blocks: &[std::ops::Range<usize>],
     scheme: &S,
-    buffer: Vec<u8>,
-) -> Result<Quantized, StreamError> {
+    sink: &mut dyn DataSink,
+) -> Result<Streamed, StreamError> {
     let nbits = scheme.nbits() as usize;
     let inner = view.inner;
-    let mut data = pack::zeroed_in(buffer, pack::packed_len(view.len, scheme.nbits()));
-    let total = data.len();
-    let starts = blocks.iter().map(|b| b.start * inner * nbits / 8);
-    let ends = blocks
-        .iter()
-        .skip(1)
-        .map(|b| b.start * inner * nbits / 8)
-        .chain([total]);
-    let parts = split_parts(&mut data, starts.zip(ends).map(|(s, e)| e - s));
-    let outs: Vec<BlockOut<S::Channel>> = blocks
-        .par_iter()
-        .zip(parts)
-        .map(|(block, dst)| {
-            with_buffers(|values, indices| -> std::io::Result<BlockOut<S::Channel>> {
-                let n = (block.end - block.start) * inner;
-                let values = fill(source, block.start * inner, n, values)?;
-                let mut channels = Vec::with_capacity(block.len());
-                let mut nan = false;
-                if nbits < 8 {
-                    indices.clear();
-                    indices.resize(n, 0);
-                }
-                for (k, src) in values.chunks_exact(inner).enumerate() {
-                    let (lo, hi) = minmax(src);
-                    nan |= lo.is_nan() || hi.is_nan();
-                    let ch = scheme.channel(lo, hi);
-                    let out = if nbits < 8 {
-                        &mut indices[k * inner..(k + 1) * inner]
-                    } else {
-                        &mut dst[k * inner..(k + 1) * inner]
-                    };
-                    scheme.indices(&ch, src, out);
-                    channels.push(ch);
-                }
-                if nbits < 8 {
-                    pack::pack_into(indices, scheme.nbits(), dst);
-                }
-                let nans = if nan {
-                    values.iter().filter(|v| v.is_nan()).count() as u64
-                } else {
-                    0
-                };
-                Ok((channels, nans))
-            })
-        })
-        .collect::<std::io::Result<_>>()?;
+    let total = pack::packed_len(view.len, scheme.nbits());
+    // Byte offset of each block's data (blocks start on byte boundaries); `total` past the
+    // last block.
+    let offset = |i: usize| blocks.get(i).map_or(total, |b| b.start * inner * nbits / 8);
     let mut channels = Vec::with_capacity(view.channels);
     let mut notes = Notes::default();
-    for (c, nans) in outs {
-        channels.extend(c);
-        notes.nan_values += nans;
+    let mut first = 0;
+    while first < blocks.len() {
+        let mut end = first + 1;
+        while end < blocks.len() && offset(end + 1) - offset(first) <= CHUNK {
+            end += 1;
+        }
+        let mut data = chunk_buffer(sink, offset(end) - offset(first));
+        let lens = (first..end).map(|i| offset(i + 1) - offset(i));
+        let parts = split_parts(&mut data, lens);
+        let outs: Vec<BlockOut<S::Channel>> = blocks[first..end]
+            .par_iter()
+            .zip(parts)
+            .map(|(block, dst)| {
+                with_buffers(|values, indices| {
+                    convert_block(source, block, inner, scheme, values, indices, dst)
+                })
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(StreamError::Read)?;
+        for (c, nans) in outs {
+            channels.extend(c);
+            notes.nan_values += nans;
+        }
+        sink.put(data).map_err(StreamError::Write)?;
+        first = end;
     }
     notes.threshold_channels = channels.iter().filter(|c| scheme.thresholded(c)).count() as u64;
-    Ok(Quantized {
+    Ok(Streamed {
         nbits: scheme.nbits(),
-        data,
         params: scheme.params(&channels),
         notes,
+        data_len: total as u64,
     })
 }
 
-/// fp16 of the `len` values of `source`, block by block; the range check on the tensor's
-/// extremes (spec §3.6) is applied once every block is converted.
+/// Reads the channels `block` (each `inner` values long) into `values` and writes their
+/// packed indices into `dst` (through `indices` below 8 bits).
+fn convert_block<S: Scheme>(
+    source: &dyn ValueSource,
+    block: &std::ops::Range<usize>,
+    inner: usize,
+    scheme: &S,
+    values: &mut Vec<f32>,
+    indices: &mut Vec<u8>,
+    dst: &mut [u8],
+) -> std::io::Result<BlockOut<S::Channel>> {
+    let n = (block.end - block.start) * inner;
+    let values = fill(source, block.start * inner, n, values)?;
+    let packed = scheme.nbits() < 8;
+    if packed {
+        indices.clear();
+        indices.resize(n, 0);
+    }
+    let mut channels = Vec::with_capacity(block.len());
+    let mut nan = false;
+    for (k, src) in values.chunks_exact(inner).enumerate() {
+        let (lo, hi) = minmax(src);
+        nan |= lo.is_nan() || hi.is_nan();
+        let ch = scheme.channel(lo, hi);
+        let out = if packed {
+            &mut indices[k * inner..(k + 1) * inner]
+        } else {
+            &mut dst[k * inner..(k + 1) * inner]
+        };
+        scheme.indices(&ch, src, out);
+        channels.push(ch);
+    }
+    if packed {
+        pack::pack_into(indices, scheme.nbits(), dst);
+    }
+    let nans = if nan {
+        values.iter().filter(|v| v.is_nan()).count() as u64
+    } else {
+        0
+    };
+    Ok((channels, nans))
+}
+
+/// fp16 of the `len` values of `source`, a chunk at a time; the range check on the tensor's
+/// extremes (spec §3.6) comes once every chunk is converted (the sink has then seen data
+/// that the error makes worthless).
 fn fp16_streamed(
     source: &dyn ValueSource,
     len: usize,
-    buffer: Vec<u8>,
-) -> Result<Quantized, StreamError> {
-    let mut data = pack::zeroed_in(buffer, len * 2);
-    let outs: Vec<((f32, f32), u64)> = data
-        .par_chunks_mut(BLOCK * 2)
-        .enumerate()
-        .map(|(i, dst)| {
-            with_buffers(|buf, _| {
-                let values = fill(source, i * BLOCK, dst.len() / 2, buf)?;
-                let (lo, hi) = minmax(values);
-                fp16::halves_into(values, dst);
-                let nans = if lo.is_nan() {
-                    values.iter().filter(|v| v.is_nan()).count() as u64
-                } else {
-                    0
-                };
-                Ok(((lo, hi), nans))
+    sink: &mut dyn DataSink,
+) -> Result<Streamed, StreamError> {
+    let mut extremes: Option<(f32, f32)> = None;
+    let mut nan_values = 0;
+    let mut start = 0;
+    while start < len {
+        let n = (CHUNK / 2).min(len - start);
+        let mut data = chunk_buffer(sink, n * 2);
+        let outs: Vec<((f32, f32), u64)> = data
+            .par_chunks_mut(BLOCK * 2)
+            .enumerate()
+            .map(|(i, dst)| {
+                with_buffers(|buf, _| {
+                    let values = fill(source, start + i * BLOCK, dst.len() / 2, buf)?;
+                    let (lo, hi) = minmax(values);
+                    fp16::halves_into(values, dst);
+                    let nans = if lo.is_nan() {
+                        values.iter().filter(|v| v.is_nan()).count() as u64
+                    } else {
+                        0
+                    };
+                    Ok(((lo, hi), nans))
+                })
             })
-        })
-        .collect::<std::io::Result<_>>()?;
-    let (lo, hi) = outs
-        .iter()
-        .map(|o| o.0)
-        .reduce(combine)
-        .unwrap_or((0.0, 0.0));
+            .collect::<std::io::Result<_>>()
+            .map_err(StreamError::Read)?;
+        for (e, nans) in outs {
+            extremes = Some(extremes.map_or(e, |x| combine(x, e)));
+            nan_values += nans;
+        }
+        sink.put(data).map_err(StreamError::Write)?;
+        start += n;
+    }
+    let (lo, hi) = extremes.unwrap_or((0.0, 0.0));
     fp16::check_range(lo, hi)?;
-    Ok(Quantized {
+    Ok(Streamed {
         nbits: 16,
-        data,
         params: Params::Half,
         notes: Notes {
-            nan_values: outs.iter().map(|o| o.1).sum(),
+            nan_values,
             threshold_channels: 0,
         },
+        data_len: len as u64 * 2,
     })
 }
 
@@ -367,24 +467,60 @@ mod tests {
             .collect()
     }
 
+    /// A sink that keeps the chunks, handing out dirty recycled buffers.
+    #[derive(Default)]
+    struct Chunks(Vec<Vec<u8>>);
+
+    impl DataSink for Chunks {
+        fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+            vec![0xA5; capacity + 3]
+        }
+
+        fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+            self.0.push(chunk);
+            Ok(())
+        }
+    }
+
+    /// The streamed conversion as a [`Quantized`], and its chunk lengths.
+    fn streamed(
+        source: &dyn ValueSource,
+        len: usize,
+        shape: &[u64],
+        axis: usize,
+        t: &Target,
+        dialect: Dialect,
+    ) -> Result<(Quantized, Vec<usize>), StreamError> {
+        let mut sink = Chunks::default();
+        let s = quantize_streamed(source, len, shape, axis, t, dialect, &mut sink)?;
+        let data = sink.0.concat();
+        assert_eq!(data.len() as u64, s.data_len);
+        let q = Quantized {
+            nbits: s.nbits,
+            data,
+            params: s.params,
+            notes: s.notes,
+        };
+        Ok((q, sink.0.iter().map(Vec::len).collect()))
+    }
+
     #[test]
     fn streamed_equals_whole_tensor_kernels() {
         let mut rng = Rng::new(7);
         for (shape, axis) in cases() {
             let n = shape.iter().product::<u64>() as usize;
             let mut v = values(n, &mut rng);
-            // A channel whose range falls under the threshold, and one all NaN-free.
+            // A channel whose range falls under the threshold.
             v[..n.min(40)]
                 .iter_mut()
                 .for_each(|x| *x = 1e-6 * x.signum());
             for dialect in [Dialect::F32, Dialect::F64] {
                 for t in targets() {
                     let whole = quantize(&v, &shape, axis, &t, dialect);
-                    let reused = vec![0xAA; 17];
-                    let streamed =
-                        quantize_streamed(&v.as_slice(), n, &shape, axis, &t, dialect, reused);
-                    match (whole, streamed) {
-                        (Ok(a), Ok(b)) => assert!(same(&a, &b), "{t:?} {shape:?} axis {axis}"),
+                    match (whole, streamed(&v.as_slice(), n, &shape, axis, &t, dialect)) {
+                        (Ok(a), Ok((b, _))) => {
+                            assert!(same(&a, &b), "{t:?} {shape:?} axis {axis}")
+                        }
                         (Err(a), Err(StreamError::Kernel(b))) => assert_eq!(a, b),
                         (a, b) => panic!("{t:?} {shape:?}: {a:?} vs {b:?}"),
                     }
@@ -394,45 +530,30 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_buffer_is_overwritten_completely() {
-        let v: Vec<f32> = (0..4099).map(|i| (i % 17) as f32).collect();
-        for t in [Target::Linear(3), Target::Linear(8), Target::Fp16] {
-            let fresh = quantize_streamed(
-                &v.as_slice(),
-                v.len(),
-                &[1, 4099],
-                0,
-                &t,
-                Dialect::F32,
-                vec![],
-            )
-            .unwrap();
-            let dirty = vec![0xFF; 1 << 16];
-            let reused = quantize_streamed(
-                &v.as_slice(),
-                v.len(),
-                &[1, 4099],
-                0,
-                &t,
-                Dialect::F32,
-                dirty,
-            )
-            .unwrap();
-            assert!(same(&fresh, &reused), "{t:?}");
+    fn large_tensors_go_out_in_chunks_that_add_up() {
+        let mut rng = Rng::new(11);
+        let shape = [2100u64, 2001];
+        let n = 2100 * 2001;
+        let v = values(n, &mut rng);
+        for t in [Target::Fp16, Target::Linear(8), Target::Linear(3)] {
+            let whole = quantize(&v, &shape, 0, &t, Dialect::F32).unwrap();
+            let (q, chunks) = streamed(&v.as_slice(), n, &shape, 0, &t, Dialect::F32).unwrap();
+            assert!(same(&whole, &q), "{t:?}");
+            assert_eq!(chunks.len(), q.data.len().div_ceil(CHUNK), "{t:?}: {chunks:?}");
+            assert!(chunks.iter().all(|&c| c <= CHUNK), "{t:?}: {chunks:?}");
         }
     }
 
     #[test]
     fn errors_are_the_kernels_and_the_reads() {
         let v = vec![1.0f32; 12];
-        let e = quantize_streamed(
+        let e = streamed(
             &v.as_slice(),
             12,
             &[5, 2],
             0,
             &Target::Linear(8),
             Dialect::F32,
-            vec![],
         )
         .unwrap_err();
         assert!(matches!(
@@ -441,14 +562,13 @@ mod tests {
         ));
         let mut big = vec![0.5f32; 3 * BLOCK];
         big[2 * BLOCK + 5] = 70000.0;
-        let e = quantize_streamed(
+        let e = streamed(
             &big.as_slice(),
             big.len(),
             &[],
             0,
             &Target::Fp16,
             Dialect::F32,
-            vec![],
         )
         .unwrap_err();
         assert!(matches!(
@@ -461,9 +581,35 @@ mod tests {
         };
         for t in [Target::Fp16, Target::Linear(4), Target::KmeansLut(3)] {
             let shape = [3, BLOCK as u64];
-            let e = quantize_streamed(&failing, big.len(), &shape, 0, &t, Dialect::F32, vec![])
-                .unwrap_err();
+            let e = streamed(&failing, big.len(), &shape, 0, &t, Dialect::F32).unwrap_err();
             assert!(matches!(e, StreamError::Read(_)), "{t:?}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_sink_that_refuses_stops_the_conversion() {
+        struct Refusing;
+        impl DataSink for Refusing {
+            fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+                Vec::with_capacity(capacity)
+            }
+            fn put(&mut self, _: Vec<u8>) -> std::io::Result<()> {
+                Err(std::io::Error::other("disk full"))
+            }
+        }
+        let v = vec![0.25f32; 64];
+        for t in [Target::Fp16, Target::Linear(8), Target::KmeansLut(2)] {
+            let e = quantize_streamed(
+                &v.as_slice(),
+                64,
+                &[8, 8],
+                0,
+                &t,
+                Dialect::F32,
+                &mut Refusing,
+            )
+            .unwrap_err();
+            assert!(matches!(e, StreamError::Write(_)), "{t:?}: {e:?}");
         }
     }
 
