@@ -207,6 +207,21 @@ struct Run<'a> {
     outputs: &'a OutputPool,
 }
 
+impl<'a> Run<'a> {
+    /// The model, plan, rewrite, options and buffer pool, in that order.
+    fn parts(
+        &self,
+    ) -> (
+        &'a ModelFile,
+        &'a Plan,
+        &'a estimate::Rewrite,
+        &'a RunOptions,
+        &'a OutputPool,
+    ) {
+        (self.file, self.plan, self.rw, self.opts, self.outputs)
+    }
+}
+
 /// How many chunks of converted bodies may wait for the writer.
 const AHEAD: usize = 4;
 
@@ -385,13 +400,7 @@ impl<'a> Announcer<'a> {
 /// The worker side of the pipeline: converts every job in order and sends the bodies a
 /// chunk at a time, stopping at the first error or when the receiver is gone.
 fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Message>) {
-    let Run {
-        file,
-        plan,
-        rw,
-        opts,
-        outputs,
-    } = *run;
+    let (file, plan, rw, opts, outputs) = run.parts();
     let index = &file.index;
     let reader = Payloads::new(file);
     let partner = Payloads::new(file);
@@ -503,13 +512,7 @@ fn emit_pipelined(
     rx: std::sync::mpsc::Receiver<Message>,
     mut inline: Option<Announcer<'_>>,
 ) -> Result<(), QuantError> {
-    let Run {
-        file,
-        plan,
-        rw,
-        opts,
-        outputs,
-    } = *run;
+    let (file, plan, rw, opts, outputs) = run.parts();
     let index = &file.index;
     let path = file.path.as_path();
     let reader = Payloads::new(file);
@@ -954,7 +957,8 @@ impl OutputPool {
     /// Buffers kept (the pipeline holds at most a few chunks at once).
     const KEEP: usize = AHEAD + 4;
 
-    /// The smallest spare buffer that holds `len` bytes (empty if there is none).
+    /// The smallest spare buffer that holds `len` bytes, with its old contents (empty if
+    /// there is none).
     fn take(&self, len: usize) -> Vec<u8> {
         let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match spares.iter().position(|b| b.capacity() >= len) {

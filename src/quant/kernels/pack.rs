@@ -98,7 +98,7 @@ pub(crate) fn advise_huge<T>(ptr: *const T, len: usize) {
     let _ = (ptr, len);
 }
 
-/// Packs `indices` into `dst`, which must hold at least `⌈len·b/8⌉` zeroed bytes.
+/// Packs `indices` into the first `⌈len·b/8⌉` bytes of `dst` (whatever they held before).
 pub fn pack_into(indices: &[u8], nbits: u8, dst: &mut [u8]) {
     let b = nbits as usize;
     if b == 8 {
@@ -118,9 +118,13 @@ pub fn pack_into(indices: &[u8], nbits: u8, dst: &mut [u8]) {
         let be = acc.to_be_bytes();
         o.copy_from_slice(&be[8 - b..]);
     }
-    // Tail: fewer than 8 indices, written bit by bit.
+    // Tail: fewer than 8 indices, written bit by bit into bytes cleared first.
     let done = indices.len() / 8 * 8;
     let mut bit = done * b;
+    let tail_end = (indices.len() * b).div_ceil(8).min(dst.len());
+    if let Some(t) = dst.get_mut(bit / 8..tail_end) {
+        t.fill(0);
+    }
     for &q in groups.remainder() {
         let v = q as u64 & mask;
         for k in (0..b).rev() {

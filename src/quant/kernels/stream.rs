@@ -40,8 +40,8 @@ impl ValueSource for &[f32] {
 
 /// Where a streamed kernel puts its data: in order, a chunk at a time.
 pub trait DataSink {
-    /// An empty buffer for the next chunk, with room for at least `capacity` bytes where a
-    /// recycled one is at hand.
+    /// A buffer for the next chunk, with room for at least `capacity` bytes where a recycled
+    /// one is at hand; whatever it holds is overwritten.
     fn buffer(&mut self, capacity: usize) -> Vec<u8>;
     /// Takes the next chunk of the data.
     fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()>;
@@ -240,9 +240,15 @@ fn split_parts(mut data: &mut [u8], lens: impl Iterator<Item = usize>) -> Vec<&m
     parts
 }
 
-/// A chunk buffer from `sink` holding `len` zeroed bytes (the packing ORs bits in).
+/// A chunk buffer from `sink` holding `len` bytes, every one of which the kernels overwrite:
+/// a recycled chunk's old bytes are left as they are (no zeroing), a fresh buffer is zeroed.
 fn chunk_buffer(sink: &mut dyn DataSink, len: usize) -> Vec<u8> {
-    pack::zeroed_in(sink.buffer(len), len)
+    let mut buffer = sink.buffer(len);
+    if buffer.len() >= len {
+        buffer.truncate(len);
+        return buffer;
+    }
+    pack::zeroed_in(buffer, len)
 }
 
 /// What one block of channels yields: its channels' parameters and its NaN count.
@@ -539,7 +545,11 @@ mod tests {
             let whole = quantize(&v, &shape, 0, &t, Dialect::F32).unwrap();
             let (q, chunks) = streamed(&v.as_slice(), n, &shape, 0, &t, Dialect::F32).unwrap();
             assert!(same(&whole, &q), "{t:?}");
-            assert_eq!(chunks.len(), q.data.len().div_ceil(CHUNK), "{t:?}: {chunks:?}");
+            assert_eq!(
+                chunks.len(),
+                q.data.len().div_ceil(CHUNK),
+                "{t:?}: {chunks:?}"
+            );
             assert!(chunks.iter().all(|&c| c <= CHUNK), "{t:?}: {chunks:?}");
         }
     }
