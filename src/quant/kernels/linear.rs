@@ -522,6 +522,14 @@ mod tests {
             vec![f32::INFINITY, 1.0],
             vec![-3.0; 40],
             vec![0.0; 17],
+            // Large values, then a NaN or an infinity of the other sign.
+            vec![f32::MAX; 64],
+            [vec![f32::MAX; 48], vec![f32::NAN], vec![1.0; 20]].concat(),
+            [vec![f32::MAX; 48], vec![f32::NEG_INFINITY], vec![1.0; 20]].concat(),
+            [vec![-f32::MAX; 33], vec![f32::INFINITY; 2], vec![-0.0; 3]].concat(),
+            // A NaN in a lane other than the first, and in the remainder.
+            [vec![2.0; 37], vec![f32::NAN], vec![-2.0; 26]].concat(),
+            [vec![2.0; 64], vec![f32::NAN]].concat(),
         ];
         for n in [1usize, 15, 16, 17, 100, 1000] {
             cases.push((0..n).map(|_| rng.normal()).collect());
