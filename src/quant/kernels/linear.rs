@@ -551,6 +551,32 @@ mod tests {
     }
 
     #[test]
+    fn vector_copies_agree_with_the_baseline_ones() {
+        let mut rng = Rng::new(9);
+        for n in [0usize, 1, 15, 16, 17, 255, 4099] {
+            let mut v: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
+            assert_eq!(minmax_lanes(&v), minmax_lanes_body(&v));
+            if n > 3 {
+                v[3] = f32::NAN;
+                v[1] = f32::INFINITY;
+            }
+            assert_eq!(
+                minmax_lanes(&v).map(|(a, b)| (a.to_bits(), b.to_bits())),
+                minmax_lanes_body(&v).map(|(a, b)| (a.to_bits(), b.to_bits()))
+            );
+            for dialect in [Dialect::F32, Dialect::F64] {
+                let ch = Channel::new(-2.5, 4.0, 8, dialect);
+                let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+                let f32 = |w: f32| (w - ch.lo) * ch.inv32;
+                let f64 = |w: f64| (w - ch.lo as f64) * ch.inv64;
+                fill_indices(&mut a, &v, dialect, f32, f64);
+                fill_indices_body(&mut b, &v, dialect, f32, f64);
+                assert_eq!(a, b, "{n} {dialect:?}");
+            }
+        }
+    }
+
+    #[test]
     fn deconvolution_axis_one() {
         // [kc=2, oc=3, 1, 1]: channel c = w[0][c], w[1][c].
         let w = [0.0, 10.0, 100.0, 1.0, 20.0, 300.0];
