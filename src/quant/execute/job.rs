@@ -1,0 +1,251 @@
+//! One job's new body: the kernels on a tensor (streamed where they can be), encoded, with
+//! errors attributed to the tensor's layer and field.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::payloads::Payloads;
+use super::RunOptions;
+use crate::model::{LayerId, ModelFile, ModelIndex};
+use crate::quant::encode::{self, Original};
+use crate::quant::error::{PlanError, PlanErrorKind, QuantError};
+use crate::quant::estimate::Job;
+use crate::quant::fusion::{self, FusedValues};
+use crate::quant::kernels::{self, DataSink, Dialect, KernelError, Quantized};
+use crate::quant::plan::Plan;
+use crate::quant::Target;
+
+/// The layer a job belongs to.
+pub(super) fn job_layer(index: &ModelIndex, plan: &Plan, job: &Job) -> LayerId {
+    match job {
+        Job::Tensor { weight, .. } => index.weights.get(*weight).map_or(0, |w| w.layer),
+        Job::CreatedBias { fusion, .. } => plan.fusions.get(*fusion).map_or(0, |f| f.layer),
+    }
+}
+
+fn attribute(e: QuantError, path: &Path, index: &ModelIndex, l: LayerId, j: &Job) -> QuantError {
+    let layer = index
+        .layers
+        .get(l)
+        .map(|x| x.name.clone())
+        .unwrap_or_default();
+    let field = match j {
+        Job::Tensor { weight, .. } => index
+            .weights
+            .get(*weight)
+            .map(|w| w.field.clone())
+            .unwrap_or_default(),
+        Job::CreatedBias { .. } => "bias".into(),
+    };
+    match e {
+        QuantError::Plan(p) => {
+            QuantError::Plan(p.in_file(path).at(format!("layer {layer:?} {field}")))
+        }
+        QuantError::Kernel { message, .. } => QuantError::Kernel {
+            path: path.to_path_buf(),
+            layer,
+            field,
+            message,
+        },
+        other => other,
+    }
+}
+
+fn kernel_error(e: KernelError) -> QuantError {
+    match e {
+        KernelError::Fp16Range { .. } => QuantError::Plan(PlanError::new(PlanErrorKind::Fp16Range)),
+        KernelError::ChannelsNotDivisible { weights, channels } => {
+            QuantError::Plan(PlanError::new(PlanErrorKind::ChannelsDoNotDivide {
+                count: weights as u64,
+                channels,
+            }))
+        }
+        other => QuantError::Kernel {
+            path: PathBuf::new(),
+            layer: String::new(),
+            field: String::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// [`produce_job`] with an error attributed to the job's layer and field.
+pub(super) fn convert(
+    file: &ModelFile,
+    reader: &Payloads,
+    plan: &Plan,
+    job: &Job,
+    fused_cache: &mut HashMap<LayerId, FusedValues>,
+    opts: &RunOptions,
+    sink: &mut dyn DataSink,
+) -> Result<(), QuantError> {
+    produce_job(file, reader, plan, job, fused_cache, opts.dialect, sink).map_err(|e| {
+        let l = job_layer(&file.index, plan, job);
+        attribute(e, &file.path, &file.index, l, job)
+    })
+}
+
+/// Puts the new body of `job` into `sink`, in order.
+fn produce_job(
+    file: &ModelFile,
+    reader: &Payloads,
+    plan: &Plan,
+    job: &Job,
+    fused_cache: &mut HashMap<LayerId, FusedValues>,
+    dialect: Dialect,
+    sink: &mut dyn DataSink,
+) -> Result<(), QuantError> {
+    let index = &file.index;
+    let bytes = file.bytes();
+    let path = file.path.as_path();
+    let fused_values = |layer: LayerId,
+                        cache: &mut HashMap<LayerId, FusedValues>|
+     -> Result<FusedValues, QuantError> {
+        if let Some(v) = cache.get(&layer) {
+            return Ok(v.clone());
+        }
+        let fp = plan.fusion_of(layer).ok_or_else(|| QuantError::Verify {
+            path: path.to_path_buf(),
+            message: "fusion record missing".into(),
+        })?;
+        let v = fusion::compute(path, bytes, index, fp, dialect)?;
+        cache.insert(layer, v.clone());
+        Ok(v)
+    };
+    let missing = |what: &str| QuantError::Kernel {
+        path: path.to_path_buf(),
+        layer: String::new(),
+        field: what.into(),
+        message: "fusion produced no values".into(),
+    };
+    let put = |sink: &mut dyn DataSink, piece: Vec<u8>| {
+        sink.put(piece).map_err(|source| QuantError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    match job {
+        Job::Tensor {
+            weight,
+            target,
+            fused,
+            ..
+        } => {
+            let w = index.weights.get(*weight).ok_or_else(|| missing("?"))?;
+            if *target == Some(Target::Dequantize) {
+                let body = bytes.get(w.body.clone()).ok_or_else(|| missing(&w.field))?;
+                let values = kernels::dequantize_weight_params(body, &w.shape, w.axis)
+                    .map_err(kernel_error)?;
+                return put(sink, encode_float(&values, true, w.is_updatable));
+            }
+            if let (false, Some(t), Some(source)) = (*fused, target, reader.source(file, w)) {
+                if kernels::stream::streams(t) {
+                    let original = only_updatable(w.is_updatable);
+                    let expected = data_len(w.count as usize, t) as u64;
+                    let half = *t == Target::Fp16;
+                    put(sink, encode::quantized_head(&original, half, expected))?;
+                    let s = kernels::quantize_streamed(
+                        source.as_ref(),
+                        w.count as usize,
+                        &w.shape,
+                        w.axis,
+                        t,
+                        dialect,
+                        sink,
+                    )
+                    .map_err(|e| match e {
+                        kernels::StreamError::Kernel(k) => kernel_error(k),
+                        kernels::StreamError::Read(source)
+                        | kernels::StreamError::Write(source) => QuantError::Io {
+                            path: path.to_path_buf(),
+                            source,
+                        },
+                    })?;
+                    if s.data_len != expected {
+                        return Err(QuantError::Verify {
+                            path: path.to_path_buf(),
+                            message: format!(
+                                "{} bytes of data converted, {expected} were planned",
+                                s.data_len
+                            ),
+                        });
+                    }
+                    return put(sink, encode::quantized_tail(&original, s.nbits, &s.params));
+                }
+            }
+            let values = if *fused {
+                let fv = fused_values(w.layer, fused_cache)?;
+                fv.get(&w.field)
+                    .map(<[f32]>::to_vec)
+                    .ok_or_else(|| missing(&w.field))?
+            } else {
+                reader.values(file, w)?
+            };
+            match target {
+                None => put(sink, encode_float(&values, false, w.is_updatable)),
+                Some(t) => {
+                    let q = kernels::quantize(&values, &w.shape, w.axis, t, dialect)
+                        .map_err(kernel_error);
+                    reader.recycle(values);
+                    put_quantized(q?, w.is_updatable, &mut |p| put(sink, p))
+                }
+            }
+        }
+        Job::CreatedBias { fusion, target, .. } => {
+            let fp = plan.fusions.get(*fusion).ok_or_else(|| missing("bias"))?;
+            let fv = fused_values(fp.layer, fused_cache)?;
+            let values = fv.bias.ok_or_else(|| missing("bias"))?;
+            match target {
+                None => put(sink, encode_float(&values, false, false)),
+                Some(t) => {
+                    let shape = [values.len() as u64];
+                    let q =
+                        kernels::quantize(&values, &shape, 0, t, dialect).map_err(kernel_error)?;
+                    put_quantized(q, false, &mut |p| put(sink, p))
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of the converted data of `count` weights.
+fn data_len(count: usize, target: &Target) -> usize {
+    match target {
+        Target::Fp16 => count * 2,
+        Target::LinearSymmetric => count,
+        Target::Linear(b) | Target::LinearLut(b) | Target::KmeansLut(b) => {
+            kernels::packed_len(count, *b)
+        }
+        Target::CustomLut(b, _) => kernels::packed_len(count, *b),
+        Target::Dequantize => 0,
+    }
+}
+
+/// A float32 WeightParams body holding only `values` (and isUpdatable); see
+/// [`encode::float_body`].
+fn encode_float(values: &[f32], empty_quantization: bool, is_updatable: bool) -> Vec<u8> {
+    encode::float_body(&only_updatable(is_updatable), values, empty_quantization)
+}
+
+/// A converted WeightParams body in canonical field order (spec §2.7), as pieces given to
+/// `put`: the payload is moved, not copied.
+fn put_quantized(
+    q: Quantized,
+    is_updatable: bool,
+    put: &mut dyn FnMut(Vec<u8>) -> Result<(), QuantError>,
+) -> Result<(), QuantError> {
+    let (head, tail) = encode::quantized_pieces(&only_updatable(is_updatable), &q);
+    put(head)?;
+    if !q.data.is_empty() {
+        put(q.data)?;
+    }
+    put(tail)
+}
+
+/// The original WeightParams the writer re-encodes: a float32 tensor, perhaps updatable.
+fn only_updatable(is_updatable: bool) -> Original<'static> {
+    Original {
+        is_updatable,
+        ..Original::default()
+    }
+}

@@ -1,0 +1,242 @@
+//! Reading weight payloads (positioned reads of the mapped file, or the bytes of a model in
+//! memory) and the pool of output buffers a run recycles.
+
+use super::pipeline::AHEAD;
+use crate::model::ModelFile;
+use crate::quant::error::QuantError;
+use crate::quant::fusion;
+use crate::quant::kernels::{self, ValueSource};
+
+/// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
+/// so that the map's pages of converted tensors never become resident (peak memory stays
+/// near the output size); reads a model held in memory from its bytes.
+pub(super) struct Payloads {
+    file: Option<std::fs::File>,
+    /// A buffer reused across tensors: fresh allocations of large tensors cost more in page
+    /// faults and zeroing than the reads themselves.
+    spare: std::sync::Mutex<Vec<f32>>,
+}
+
+impl Payloads {
+    pub(super) fn new(model: &ModelFile) -> Payloads {
+        // The file behind the map, not the path: the path may name another file by now.
+        let file = model.mapped_file().and_then(|f| f.try_clone().ok());
+        Payloads {
+            file,
+            spare: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Copies a large unchanged range with positioned reads (the index maps big files for
+    /// random access, so slicing the map would fault in one page at a time); small ranges
+    /// are left to the caller.
+    pub(super) fn copy(
+        &self,
+        r: std::ops::Range<usize>,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<bool> {
+        const MIN: usize = 1 << 20;
+        #[cfg(unix)]
+        if let Some(f) = self.file.as_ref().filter(|_| r.end - r.start >= MIN) {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; (4 << 20).min(r.end - r.start)];
+            let mut pos = r.start;
+            while pos < r.end {
+                let n = buf.len().min(r.end - pos);
+                let chunk = &mut buf[..n];
+                f.read_exact_at(chunk, pos as u64)?;
+                out.write_all(chunk)?;
+                pos += n;
+            }
+            return Ok(true);
+        }
+        let _ = (&r, out);
+        Ok(false)
+    }
+
+    /// The float32 payload of `w` as a source for the streamed kernels: positioned reads of
+    /// the mapped file, or the bytes of a model held in memory; `None` without a payload.
+    pub(super) fn source<'a>(
+        &'a self,
+        model: &'a ModelFile,
+        w: &crate::model::WeightInfo,
+    ) -> Option<Box<dyn ValueSource + 'a>> {
+        let span = w.float_values.as_ref().filter(|s| !s.is_empty())?;
+        if span.end - span.start != w.count as usize * 4 {
+            return None;
+        }
+        #[cfg(all(unix, target_endian = "little"))]
+        if let Some(file) = &self.file {
+            return Some(Box::new(FileFloats {
+                file,
+                offset: span.start as u64,
+            }));
+        }
+        model
+            .bytes()
+            .get(span.clone())
+            .map(|b| Box::new(ByteFloats(b)) as Box<_>)
+    }
+
+    /// Hands a values buffer back for reuse.
+    pub(super) fn recycle(&self, v: Vec<f32>) {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if v.capacity() > spare.capacity() {
+            *spare = v;
+        }
+    }
+
+    pub(super) fn values(
+        &self,
+        model: &ModelFile,
+        w: &crate::model::WeightInfo,
+    ) -> Result<Vec<f32>, QuantError> {
+        #[cfg(all(unix, target_endian = "little"))]
+        if let (Some(f), Some(span)) = (
+            &self.file,
+            w.float_values.as_ref().filter(|s| !s.is_empty()),
+        ) {
+            let n = (span.end - span.start) / 4;
+            let mut v = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
+            v.clear();
+            if v.capacity() < n {
+                v.reserve_exact(n);
+                kernels::pack::advise_huge(v.as_ptr(), v.capacity() * 4);
+            }
+            read_floats(f, span.start as u64, &mut v.spare_capacity_mut()[..n]).map_err(
+                |source| QuantError::Io {
+                    path: model.path.clone(),
+                    source,
+                },
+            )?;
+            // SAFETY: `read_floats` succeeded, so it initialised all of the first n
+            // elements of the spare capacity (every bit pattern is a valid f32).
+            unsafe { v.set_len(n) };
+            return Ok(v);
+        }
+        fusion::read_values(&model.path, model.bytes(), w)
+    }
+}
+
+/// Output buffers of written tensors, kept for the next ones: a fresh large buffer costs a
+/// page fault and a zeroed page for every page, more than filling it again.
+#[derive(Default)]
+pub(super) struct OutputPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl OutputPool {
+    /// Buffers kept (the pipeline holds at most a few chunks at once).
+    const KEEP: usize = AHEAD + 4;
+
+    /// The smallest spare buffer that holds `len` bytes, with its old contents (empty if
+    /// there is none).
+    pub(super) fn take(&self, len: usize) -> Vec<u8> {
+        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match spares.iter().position(|b| b.capacity() >= len) {
+            Some(i) => spares.remove(i),
+            None => Vec::new(),
+        }
+    }
+
+    /// Keeps a written chunk for reuse (large ones only, the largest ones).
+    pub(super) fn give_back(&self, chunk: Vec<u8>) {
+        if chunk.capacity() < 1 << 20 {
+            return;
+        }
+        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        spares.push(chunk);
+        spares.sort_by_key(Vec::capacity);
+        let extra = spares.len().saturating_sub(Self::KEEP);
+        spares.drain(..extra);
+    }
+}
+
+/// Little-endian floats at a byte offset of a file, read with positioned reads.
+#[cfg(all(unix, target_endian = "little"))]
+struct FileFloats<'a> {
+    file: &'a std::fs::File,
+    offset: u64,
+}
+
+#[cfg(all(unix, target_endian = "little"))]
+impl ValueSource for FileFloats<'_> {
+    fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {
+        read_exact_at(self.file, self.offset + start as u64 * 4, dst)
+    }
+}
+
+/// Little-endian floats held in memory.
+struct ByteFloats<'a>(&'a [u8]);
+
+impl ValueSource for ByteFloats<'_> {
+    fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {
+        let bytes = start
+            .checked_add(dst.len())
+            .and_then(|end| self.0.get(start * 4..end * 4))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        for (d, c) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+            d.write(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes per positioned read of a large payload (the reads run on all cores).
+#[cfg(all(unix, target_endian = "little"))]
+const READ_CHUNK: usize = 4 << 20;
+
+/// Fills `dst` with the little-endian floats at byte `offset` of `f`, with positioned reads
+/// straight into the (uninitialised) buffer, in parallel for large payloads: no zeroing
+/// first, and the copies out of the page cache shared between the cores.
+#[cfg(all(unix, target_endian = "little"))]
+fn read_floats(
+    f: &std::fs::File,
+    offset: u64,
+    dst: &mut [std::mem::MaybeUninit<f32>],
+) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    let per = READ_CHUNK / 4;
+    if dst.len() <= per {
+        return read_exact_at(f, offset, dst);
+    }
+    dst.par_chunks_mut(per)
+        .enumerate()
+        .try_for_each(|(i, part)| read_exact_at(f, offset + (i * READ_CHUNK) as u64, part))
+}
+
+/// One `pread` loop into uninitialised floats (little-endian file, little-endian target).
+#[cfg(all(unix, target_endian = "little"))]
+fn read_exact_at(
+    f: &std::fs::File,
+    offset: u64,
+    dst: &mut [std::mem::MaybeUninit<f32>],
+) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let len = std::mem::size_of_val(dst);
+    let base = dst.as_mut_ptr().cast::<u8>();
+    let mut done = 0usize;
+    while done < len {
+        let pos = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `base + done .. base + len` lies inside `dst`, which we borrow mutably;
+        // pread writes at most `len - done` bytes there and never reads them.
+        let r = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                base.add(done).cast::<libc::c_void>(),
+                len - done,
+                pos,
+            )
+        };
+        match r {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            r if r > 0 => done += r as usize,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
