@@ -40,8 +40,10 @@ impl<'a> Run<'a> {
     }
 }
 
-/// How many chunks of converted bodies may wait for the writer.
-pub(super) const AHEAD: usize = 4;
+/// How many chunks of converted bodies may wait for the writer: enough (64 MiB of 4 MiB
+/// chunks) that the kernels keep going while a direct write waits on a slow disk (4 chunks
+/// left the worker waiting a third of an 8-bit run on this machine's virtual disk).
+pub(super) const AHEAD: usize = 16;
 
 pub(super) fn produce_into(
     file: &ModelFile,
