@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use super::payloads::Payloads;
 use super::RunOptions;
-use crate::model::{LayerId, ModelFile, ModelIndex};
+use crate::model::{LayerId, ModelFile, ModelIndex, WeightInfo};
 use crate::quant::encode::{self, Original};
 use crate::quant::error::{PlanError, PlanErrorKind, QuantError};
 use crate::quant::estimate::Job;
 use crate::quant::fusion::{self, FusedValues};
-use crate::quant::kernels::{self, DataSink, Dialect, KernelError, Quantized};
+use crate::quant::kernels::ValueSource;
+use crate::quant::kernels::{self, DataSink, Dialect, KernelError, Quantized, StreamError};
 use crate::quant::plan::Plan;
 use crate::quant::Target;
 
@@ -140,37 +141,7 @@ fn produce_job(
             }
             if let (false, Some(t), Some(source)) = (*fused, target, reader.source(file, w)) {
                 if kernels::stream::streams(t) {
-                    let original = only_updatable(w.is_updatable);
-                    let expected = data_len(w.count as usize, t) as u64;
-                    let half = *t == Target::Fp16;
-                    put(sink, encode::quantized_head(&original, half, expected))?;
-                    let s = kernels::quantize_streamed(
-                        source.as_ref(),
-                        w.count as usize,
-                        &w.shape,
-                        w.axis,
-                        t,
-                        dialect,
-                        sink,
-                    )
-                    .map_err(|e| match e {
-                        kernels::StreamError::Kernel(k) => kernel_error(k),
-                        kernels::StreamError::Read(source)
-                        | kernels::StreamError::Write(source) => QuantError::Io {
-                            path: path.to_path_buf(),
-                            source,
-                        },
-                    })?;
-                    if s.data_len != expected {
-                        return Err(QuantError::Verify {
-                            path: path.to_path_buf(),
-                            message: format!(
-                                "{} bytes of data converted, {expected} were planned",
-                                s.data_len
-                            ),
-                        });
-                    }
-                    return put(sink, encode::quantized_tail(&original, s.nbits, &s.params));
+                    return put_streamed(source.as_ref(), w, t, dialect, path, sink);
                 }
             }
             let values = if *fused {
@@ -206,6 +177,46 @@ fn produce_job(
             }
         }
     }
+}
+
+/// The new body of tensor `w` (its float32 values in `source`) converted to `t` by a streamed
+/// kernel, put into `sink` as it is made: the head (whose only variable part is the data's
+/// planned length), the data chunk by chunk, then the parameters.
+fn put_streamed(
+    source: &dyn ValueSource,
+    w: &WeightInfo,
+    t: &Target,
+    dialect: Dialect,
+    path: &Path,
+    sink: &mut dyn DataSink,
+) -> Result<(), QuantError> {
+    let io = |source| QuantError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let original = only_updatable(w.is_updatable);
+    let expected = data_len(w.count as usize, t) as u64;
+    let half = *t == Target::Fp16;
+    sink.put(encode::quantized_head(&original, half, expected))
+        .map_err(io)?;
+    let count = w.count as usize;
+    let s = kernels::quantize_streamed(source, count, &w.shape, w.axis, t, dialect, sink).map_err(
+        |e| match e {
+            StreamError::Kernel(k) => kernel_error(k),
+            StreamError::Read(e) | StreamError::Write(e) => io(e),
+        },
+    )?;
+    if s.data_len != expected {
+        return Err(QuantError::Verify {
+            path: path.to_path_buf(),
+            message: format!(
+                "{} bytes of data converted, {expected} were planned",
+                s.data_len
+            ),
+        });
+    }
+    sink.put(encode::quantized_tail(&original, s.nbits, &s.params))
+        .map_err(io)
 }
 
 /// Bytes of the converted data of `count` weights.
