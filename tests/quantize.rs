@@ -809,6 +809,81 @@ fn large_k_means_tensors_run_in_pairs_with_the_single_tensor_result() {
 }
 
 #[test]
+fn streamed_tensors_larger_than_a_chunk_are_written_whole_and_exact() {
+    // A 17 MB tensor (mapped and read with positioned reads; its fp16 and 8-bit data leave
+    // the kernels in several chunks) and a small layer after it.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("streamed.mlmodel");
+    let layers = [
+        bench_models::Layer::InnerProduct {
+            input: 2048,
+            output: 2100,
+        },
+        bench_models::Layer::InnerProduct {
+            input: 30,
+            output: 20,
+        },
+    ];
+    bench_models::write_model(&input, &layers, 5).unwrap();
+    let file = ModelFile::open(&input).unwrap();
+    let mem = ModelFile::from_bytes(
+        PathBuf::from("not-on-disk.mlmodel"),
+        std::fs::read(&input).unwrap(),
+    )
+    .unwrap();
+    let single = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for (nbits, mode, target) in [
+        (16, Mode::Linear, Target::Fp16),
+        (8, Mode::Linear, Target::Linear(8)),
+        (3, Mode::Linear, Target::Linear(3)),
+        (8, Mode::LinearSymmetric, Target::LinearSymmetric),
+    ] {
+        let p = plan::build(&file.index, &settings(nbits, mode)).unwrap();
+        let out = dir.path().join("out.mlmodel");
+        let report = coremlq::quant::quantize(&file, &p, &out, &RunOptions::default()).unwrap();
+        let written = std::fs::read(&out).unwrap();
+        assert_eq!(written.len() as u64, report.bytes_after, "{target:?}");
+        // From memory (no file), and converted on the writing thread itself (a run started
+        // inside the thread pool has no worker): the same bytes.
+        let opts = RunOptions::default();
+        assert_eq!(
+            quantize_to_vec(&mem, &p, &opts).unwrap(),
+            written,
+            "{target:?}"
+        );
+        let inline = single.install(|| quantize_to_vec(&file, &p, &opts).unwrap());
+        assert_eq!(inline, written, "{target:?}");
+        // Every tensor is what the whole-tensor kernel makes of it.
+        let re = ModelFile::open(&out).unwrap();
+        for (w, r) in file.index.weights.iter().zip(&re.index.weights) {
+            let values = file.float_values(w).unwrap();
+            let q = coremlq::quant::kernels::quantize(
+                &values,
+                &w.shape,
+                w.axis,
+                &target,
+                coremlq::quant::kernels::Dialect::F32,
+            )
+            .unwrap();
+            if target == Target::Fp16 {
+                let got = coremlq::model::index::half_values(re.bytes(), r);
+                let got: Vec<u8> = got.iter().flat_map(|h| h.to_le_bytes()).collect();
+                assert!(got == q.data, "{target:?} {}", w.field);
+                continue;
+            }
+            let want = coremlq::quant::kernels::dequantize(&q, &w.shape, w.axis).unwrap();
+            let body = &re.bytes()[r.body.clone()];
+            let got =
+                coremlq::quant::kernels::dequantize_weight_params(body, &r.shape, r.axis).unwrap();
+            assert!(got == want, "{target:?} {}", w.field);
+        }
+    }
+}
+
+#[test]
 fn runs_started_inside_the_thread_pool_finish() {
     // Every pool thread quantizing at once (tensors large enough for the kernels to use the
     // pool themselves) must not leave the kernels without a thread to run on.
