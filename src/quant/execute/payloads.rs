@@ -5,6 +5,7 @@ use super::pipeline::AHEAD;
 use crate::model::ModelFile;
 use crate::quant::error::QuantError;
 use crate::quant::fusion;
+use crate::quant::kernels::stream::CHUNK;
 use crate::quant::kernels::{self, ValueSource};
 
 /// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
@@ -118,10 +119,15 @@ impl Payloads {
     }
 }
 
-/// Output buffers of written tensors, kept for the next ones: a fresh large buffer costs a
-/// page fault and a zeroed page for every page, more than filling it again.
+/// Chunk buffers of the streamed kernels, kept for the next chunks once written: a fresh
+/// large buffer costs a page fault and a zeroed page for every page, more than filling it
+/// again.
 #[derive(Default)]
-pub(super) struct OutputPool(std::sync::Mutex<Vec<Vec<u8>>>);
+pub(super) struct OutputPool {
+    spares: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// A streamed kernel asked for a buffer: until then nothing is worth keeping.
+    wanted: std::sync::atomic::AtomicBool,
+}
 
 impl OutputPool {
     /// Buffers kept (the pipeline holds at most a few chunks at once).
@@ -130,19 +136,25 @@ impl OutputPool {
     /// The smallest spare buffer that holds `len` bytes, with its old contents (empty if
     /// there is none).
     pub(super) fn take(&self, len: usize) -> Vec<u8> {
-        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.wanted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
         match spares.iter().position(|b| b.capacity() >= len) {
             Some(i) => spares.remove(i),
             None => Vec::new(),
         }
     }
 
-    /// Keeps a written chunk for reuse (large ones only, the largest ones).
+    /// Keeps a written piece for reuse when a streamed kernel asks for buffers and the piece
+    /// is the size of its chunks (1 MiB to [`CHUNK`]): smaller ones cost little to make, and
+    /// other pieces (a whole tensor's output, cut into chunks on the way) are not asked for.
     pub(super) fn give_back(&self, chunk: Vec<u8>) {
-        if chunk.capacity() < 1 << 20 {
+        if !self.wanted.load(std::sync::atomic::Ordering::Relaxed)
+            || !(1 << 20..=CHUNK).contains(&chunk.capacity())
+        {
             return;
         }
-        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
         spares.push(chunk);
         spares.sort_by_key(Vec::capacity);
         let extra = spares.len().saturating_sub(Self::KEEP);

@@ -10,6 +10,7 @@ use crate::model::{LayerId, ModelFile, ModelIndex};
 use crate::quant::error::QuantError;
 use crate::quant::estimate::{self, Job};
 use crate::quant::fusion::FusedValues;
+use crate::quant::kernels::stream::CHUNK;
 use crate::quant::kernels::DataSink;
 use crate::quant::plan::Plan;
 use crate::quant::rewrite::{self, EmitError};
@@ -109,10 +110,26 @@ impl DataSink for ToWriter<'_> {
     }
 
     fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
-        self.tx
-            .send((self.job, Part::Bytes(chunk)))
-            .map_err(|_| std::io::Error::other("the writer stopped"))
+        send_piece(self.tx, self.job, chunk)
+            .map_err(|()| std::io::Error::other("the writer stopped"))
     }
+}
+
+/// Sends a piece of job `job`'s body, cut into messages of at most one streamed chunk, so
+/// that the queue holds at most AHEAD × [`CHUNK`] bytes whatever the kernel (a whole tensor's
+/// output is copied into the smaller messages). `Err` when the writer is gone.
+fn send_piece(
+    tx: &std::sync::mpsc::SyncSender<Message>,
+    job: usize,
+    piece: Vec<u8>,
+) -> Result<(), ()> {
+    if piece.len() <= CHUNK {
+        return tx.send((job, Part::Bytes(piece))).map_err(|_| ());
+    }
+    for part in piece.chunks(CHUNK) {
+        tx.send((job, Part::Bytes(part.to_vec()))).map_err(|_| ())?;
+    }
+    Ok(())
 }
 
 /// A body kept whole, for a job converted alongside another one.
@@ -283,7 +300,7 @@ fn convert_all(run: &Run<'_>, tx: &std::sync::mpsc::SyncSender<Message>) {
         for (at, body, r) in results {
             let stop = r.is_err();
             for piece in body.0 {
-                if tx.send((at, Part::Bytes(piece))).is_err() {
+                if send_piece(tx, at, piece).is_err() {
                     return;
                 }
             }
@@ -427,5 +444,35 @@ fn emit_pipelined(
             path: path.to_path_buf(),
             message: e.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_pieces_cross_in_chunks_of_the_streamed_size() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let piece: Vec<u8> = (0..2 * CHUNK + 5).map(|i| (i % 251) as u8).collect();
+        send_piece(&tx, 3, piece.clone()).unwrap();
+        send_piece(&tx, 3, vec![7; 10]).unwrap();
+        drop(tx);
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        for (job, part) in rx {
+            assert_eq!(job, 3);
+            let Part::Bytes(b) = part else {
+                panic!("only bytes were sent")
+            };
+            sizes.push(b.len());
+            got.extend(b);
+        }
+        assert_eq!(sizes, [CHUNK, CHUNK, 5, 10]);
+        assert_eq!(got[..piece.len()], piece[..]);
+        // A writer that is gone stops the sender.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        drop(rx);
+        assert!(send_piece(&tx, 0, vec![1; 3]).is_err());
     }
 }

@@ -110,7 +110,7 @@ impl Streamed {
 const BLOCK: usize = 1 << 15;
 /// Bytes of data per chunk handed to the sink (blocks are converted in parallel a chunk at a
 /// time).
-const CHUNK: usize = 4 << 20;
+pub const CHUNK: usize = 4 << 20;
 /// Channels longer than this are not streamed (their block would not stay in cache).
 const MAX_CHANNEL: usize = 1 << 20;
 
