@@ -658,22 +658,57 @@ fn fusion_of_half_precision_tensors_leaves_one_storage() {
 #[path = "../benches/common/mod.rs"]
 mod bench_models;
 
-#[test]
-fn large_unchanged_ranges_are_copied_exactly() {
-    // A 1.4 MB tensor left alone (copied with positioned reads) next to a converted one.
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("big.mlmodel");
+/// Writes a model of an `input`×`output` inner product followed by a 10×10 one to `path`.
+fn large_then_small(path: &Path, input: u64, output: u64, seed: u64) {
     let layers = [
-        bench_models::Layer::InnerProduct {
-            input: 600,
-            output: 600,
-        },
+        bench_models::Layer::InnerProduct { input, output },
         bench_models::Layer::InnerProduct {
             input: 10,
             output: 10,
         },
     ];
-    bench_models::write_model(&input, &layers, 3).unwrap();
+    bench_models::write_model(path, &layers, seed).unwrap();
+}
+
+/// The model at `path` held in memory, under a name that is not on disk.
+fn in_memory(path: &Path) -> ModelFile {
+    ModelFile::from_bytes(
+        PathBuf::from("not-on-disk.mlmodel"),
+        std::fs::read(path).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Asserts that every tensor of the `written` model is what the whole-tensor kernel makes
+/// of the same tensor of `file` with `target`.
+fn assert_each_tensor_is_the_kernel_s(file: &ModelFile, written: &Path, target: &Target) {
+    let re = ModelFile::open(written).unwrap();
+    assert_eq!(re.index.weights.len(), file.index.weights.len());
+    for (w, r) in file.index.weights.iter().zip(&re.index.weights) {
+        let values = file.float_values(w).unwrap();
+        let dialect = coremlq::quant::kernels::Dialect::F32;
+        let q =
+            coremlq::quant::kernels::quantize(&values, &w.shape, w.axis, target, dialect).unwrap();
+        if *target == Target::Fp16 {
+            let halves = coremlq::model::index::half_values(re.bytes(), r);
+            let got: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+            assert!(got == q.data, "{target:?} {}", w.field);
+            continue;
+        }
+        let want = coremlq::quant::kernels::dequantize(&q, &w.shape, w.axis).unwrap();
+        let body = &re.bytes()[r.body.clone()];
+        let got =
+            coremlq::quant::kernels::dequantize_weight_params(body, &r.shape, r.axis).unwrap();
+        assert!(got == want, "{target:?} {}", w.field);
+    }
+}
+
+#[test]
+fn large_unchanged_ranges_are_copied_exactly() {
+    // A 1.4 MB tensor left alone (copied with positioned reads) next to a converted one.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.mlmodel");
+    large_then_small(&input, 600, 600, 3);
     let file = ModelFile::open(&input).unwrap();
     let mut s = settings(4, Mode::Linear);
     s.skip_layers = vec!["layer0".into()];
@@ -682,11 +717,7 @@ fn large_unchanged_ranges_are_copied_exactly() {
     coremlq::quant::quantize(&file, &p, &out, &RunOptions::default()).unwrap();
     let written = std::fs::read(&out).unwrap();
     // The same plan run from memory (slices, no file) gives the same bytes.
-    let mem = ModelFile::from_bytes(
-        PathBuf::from("not-on-disk.mlmodel"),
-        std::fs::read(&input).unwrap(),
-    )
-    .unwrap();
+    let mem = in_memory(&input);
     assert_eq!(
         quantize_to_vec(&mem, &p, &RunOptions::default()).unwrap(),
         written
@@ -788,24 +819,7 @@ fn large_k_means_tensors_run_in_pairs_with_the_single_tensor_result() {
         .install(|| quantize_to_vec(&file, &p, &RunOptions::default()).unwrap());
     assert_eq!(one, written);
     // Every tensor is what the kernel makes of it alone.
-    let re = ModelFile::open(&out).unwrap();
-    assert_eq!(re.index.weights.len(), file.index.weights.len());
-    for (w, r) in file.index.weights.iter().zip(&re.index.weights) {
-        let values = file.float_values(w).unwrap();
-        let q = coremlq::quant::kernels::quantize(
-            &values,
-            &w.shape,
-            w.axis,
-            &Target::KmeansLut(3),
-            coremlq::quant::kernels::Dialect::F32,
-        )
-        .unwrap();
-        let want = coremlq::quant::kernels::dequantize(&q, &w.shape, w.axis).unwrap();
-        let body = &re.bytes()[r.body.clone()];
-        let got =
-            coremlq::quant::kernels::dequantize_weight_params(body, &r.shape, r.axis).unwrap();
-        assert_eq!(got, want, "{}", w.field);
-    }
+    assert_each_tensor_is_the_kernel_s(&file, &out, &Target::KmeansLut(3));
 }
 
 #[test]
@@ -814,23 +828,9 @@ fn streamed_tensors_larger_than_a_chunk_are_written_whole_and_exact() {
     // the kernels in several chunks) and a small layer after it.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("streamed.mlmodel");
-    let layers = [
-        bench_models::Layer::InnerProduct {
-            input: 2048,
-            output: 2100,
-        },
-        bench_models::Layer::InnerProduct {
-            input: 30,
-            output: 20,
-        },
-    ];
-    bench_models::write_model(&input, &layers, 5).unwrap();
+    large_then_small(&input, 2048, 2100, 5);
     let file = ModelFile::open(&input).unwrap();
-    let mem = ModelFile::from_bytes(
-        PathBuf::from("not-on-disk.mlmodel"),
-        std::fs::read(&input).unwrap(),
-    )
-    .unwrap();
+    let mem = in_memory(&input);
     let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -857,29 +857,7 @@ fn streamed_tensors_larger_than_a_chunk_are_written_whole_and_exact() {
         let inline = single.install(|| quantize_to_vec(&file, &p, &opts).unwrap());
         assert_eq!(inline, written, "{target:?}");
         // Every tensor is what the whole-tensor kernel makes of it.
-        let re = ModelFile::open(&out).unwrap();
-        for (w, r) in file.index.weights.iter().zip(&re.index.weights) {
-            let values = file.float_values(w).unwrap();
-            let q = coremlq::quant::kernels::quantize(
-                &values,
-                &w.shape,
-                w.axis,
-                &target,
-                coremlq::quant::kernels::Dialect::F32,
-            )
-            .unwrap();
-            if target == Target::Fp16 {
-                let got = coremlq::model::index::half_values(re.bytes(), r);
-                let got: Vec<u8> = got.iter().flat_map(|h| h.to_le_bytes()).collect();
-                assert!(got == q.data, "{target:?} {}", w.field);
-                continue;
-            }
-            let want = coremlq::quant::kernels::dequantize(&q, &w.shape, w.axis).unwrap();
-            let body = &re.bytes()[r.body.clone()];
-            let got =
-                coremlq::quant::kernels::dequantize_weight_params(body, &r.shape, r.axis).unwrap();
-            assert!(got == want, "{target:?} {}", w.field);
-        }
+        assert_each_tensor_is_the_kernel_s(&file, &out, &target);
     }
 }
 
