@@ -87,35 +87,23 @@ impl Payloads {
         }
     }
 
+    /// All float32 values of `w`: read into the reused buffer when the payload can be read
+    /// directly (see [`source`](Self::source)), else decoded by the general reader.
     pub(super) fn values(
         &self,
         model: &ModelFile,
         w: &crate::model::WeightInfo,
     ) -> Result<Vec<f32>, QuantError> {
-        #[cfg(all(unix, target_endian = "little"))]
-        if let (Some(f), Some(span)) = (
-            &self.file,
-            w.float_values.as_ref().filter(|s| !s.is_empty()),
-        ) {
-            let n = (span.end - span.start) / 4;
-            let mut v = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
-            v.clear();
-            if v.capacity() < n {
-                v.reserve_exact(n);
-                kernels::pack::advise_huge(v.as_ptr(), v.capacity() * 4);
+        let Some(source) = self.source(model, w) else {
+            return fusion::read_values(&model.path, model.bytes(), w);
+        };
+        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
+        kernels::stream::read_all_into(source.as_ref(), w.count as usize, spare).map_err(|source| {
+            QuantError::Io {
+                path: model.path.clone(),
+                source,
             }
-            read_floats(f, span.start as u64, &mut v.spare_capacity_mut()[..n]).map_err(
-                |source| QuantError::Io {
-                    path: model.path.clone(),
-                    source,
-                },
-            )?;
-            // SAFETY: `read_floats` succeeded, so it initialised all of the first n
-            // elements of the spare capacity (every bit pattern is a valid f32).
-            unsafe { v.set_len(n) };
-            return Ok(v);
-        }
-        fusion::read_values(&model.path, model.bytes(), w)
+        })
     }
 }
 
@@ -190,29 +178,6 @@ impl ValueSource for ByteFloats<'_> {
         }
         Ok(())
     }
-}
-
-/// Bytes per positioned read of a large payload (the reads run on all cores).
-#[cfg(all(unix, target_endian = "little"))]
-const READ_CHUNK: usize = 4 << 20;
-
-/// Fills `dst` with the little-endian floats at byte `offset` of `f`, with positioned reads
-/// straight into the (uninitialised) buffer, in parallel for large payloads: no zeroing
-/// first, and the copies out of the page cache shared between the cores.
-#[cfg(all(unix, target_endian = "little"))]
-fn read_floats(
-    f: &std::fs::File,
-    offset: u64,
-    dst: &mut [std::mem::MaybeUninit<f32>],
-) -> std::io::Result<()> {
-    use rayon::prelude::*;
-    let per = READ_CHUNK / 4;
-    if dst.len() <= per {
-        return read_exact_at(f, offset, dst);
-    }
-    dst.par_chunks_mut(per)
-        .enumerate()
-        .try_for_each(|(i, part)| read_exact_at(f, offset + (i * READ_CHUNK) as u64, part))
 }
 
 /// One `pread` loop into uninitialised floats (little-endian file, little-endian target).

@@ -160,9 +160,23 @@ pub fn quantize_streamed(
 
 /// All `len` values of `source`, read in parallel blocks straight into the buffer.
 fn read_all(source: &dyn ValueSource, len: usize) -> std::io::Result<Vec<f32>> {
-    let mut v: Vec<f32> = Vec::with_capacity(len);
-    if len >= pack::HUGE_FROM / 4 {
-        pack::advise_huge(v.as_ptr(), len * 4);
+    read_all_into(source, len, Vec::new())
+}
+
+/// All `len` values of `source`, read in parallel blocks straight into `buffer` (reused:
+/// its old contents are dropped, and it grows when it is too small).
+pub fn read_all_into(
+    source: &dyn ValueSource,
+    len: usize,
+    buffer: Vec<f32>,
+) -> std::io::Result<Vec<f32>> {
+    let mut v = buffer;
+    v.clear();
+    if v.capacity() < len {
+        v = Vec::with_capacity(len);
+        if len >= pack::HUGE_FROM / 4 {
+            pack::advise_huge(v.as_ptr(), len * 4);
+        }
     }
     v.spare_capacity_mut()[..len]
         .par_chunks_mut(BLOCK * 8)
