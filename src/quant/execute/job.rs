@@ -139,8 +139,13 @@ fn produce_job(
                     .map_err(kernel_error)?;
                 return put(sink, encode_float(&values, true, w.is_updatable));
             }
-            if let (false, Some(t), Some(source)) = (*fused, target, reader.source(file, w)) {
-                if kernels::stream::streams(t) {
+            // Streamed targets read their own values (a payload that cannot be read directly
+            // and fused values go the whole-tensor way).
+            if let Some(t) = target
+                .as_ref()
+                .filter(|t| !*fused && kernels::stream::streams(t))
+            {
+                if let Some(source) = reader.source(file, w) {
                     return put_streamed(source.as_ref(), w, t, dialect, path, sink);
                 }
             }
