@@ -47,21 +47,6 @@ pub trait DataSink {
     fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()>;
 }
 
-impl DataSink for Vec<u8> {
-    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
-        Vec::with_capacity(capacity)
-    }
-
-    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
-        if self.is_empty() {
-            *self = chunk;
-        } else {
-            self.extend_from_slice(&chunk);
-        }
-        Ok(())
-    }
-}
-
 /// Why a streamed conversion failed: the kernel refused the tensor, a read failed, or the
 /// sink refused a chunk.
 #[derive(Debug, thiserror::Error)]
