@@ -279,9 +279,7 @@ pub(crate) fn run<S: Scheme>(
         .iter()
         .map(|&(lo, hi)| scheme.channel(lo, hi))
         .collect();
-    let data = pack_channels(values, view, scheme.nbits(), &channels, |ch, src, dst| {
-        scheme.indices(ch, src, dst)
-    });
+    let data = pack_channels(values, view, scheme, &channels);
     let notes = Notes {
         nan_values: count_nan_after(values, &extremes),
         threshold_channels: channels.iter().filter(|c| scheme.thresholded(c)).count() as u64,
@@ -304,24 +302,19 @@ pub(crate) fn quantize_with<S: Scheme>(
     }
 }
 
-/// Packs `nbits`-bit indices of `values` seen through `view`: `index` fills the indices of
-/// one run of `src` values of one channel (with parameters `ch`) into `dst`.
-pub(crate) fn pack_channels<C, F>(
+/// Packs the indices `scheme` gives the `values` seen through `view`, each run of a
+/// channel's values with that channel's parameters from `channels`.
+fn pack_channels<S: Scheme>(
     values: &[f32],
     view: &ChannelView,
-    nbits: u8,
-    channels: &[C],
-    index: F,
-) -> Vec<u8>
-where
-    C: Sync,
-    F: Fn(&C, &[f32], &mut [u8]) + Sync,
-{
-    pack::pack_with(values.len(), nbits, |start, buf| {
+    scheme: &S,
+    channels: &[S::Channel],
+) -> Vec<u8> {
+    pack::pack_with(values.len(), scheme.nbits(), |start, buf| {
         view.for_runs(start..start + buf.len(), |c, run| {
             if let (Some(ch), Some(src)) = (channels.get(c), values.get(run.clone())) {
                 if let Some(dst) = buf.get_mut(run.start - start..run.end - start) {
-                    index(ch, src, dst);
+                    scheme.indices(ch, src, dst);
                 }
             }
         });
