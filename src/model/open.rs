@@ -136,13 +136,61 @@ impl ModelFile {
         super::index::half_values(self.bytes(), w)
     }
 
-    /// Tells the kernel the whole file will be read in order (before quantizing it).
-    pub fn advise_sequential(&self) {
+    /// Asks the kernel to start reading the bytes `range` of a memory-mapped file from disk
+    /// (they are about to be read through the map, whose random-access advice turns off
+    /// read-ahead). Nothing for a file in memory.
+    pub fn prefetch(&self, range: std::ops::Range<usize>) {
         #[cfg(unix)]
         if let Bytes::Mapped(m) = &self.bytes {
-            let _ = m.map.advise(memmap2::Advice::Sequential);
+            let end = range.end.min(m.map.len());
+            if range.start < end {
+                // The page holding `range.start` is included (the offset is rounded down).
+                let _ =
+                    m.map
+                        .advise_range(memmap2::Advice::WillNeed, range.start, end - range.start);
+            }
         }
+        #[cfg(not(unix))]
+        let _ = range;
     }
+
+    /// Lets go of this process's view of the pages wholly inside the bytes `range` of a
+    /// memory-mapped file, once they have been read: the pages stay in the page cache, a
+    /// later read maps them again, and reading a large file once through the map does not
+    /// keep all of it resident. Nothing for a file in memory.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(m) = &self.bytes {
+            if let Some((at, len)) = whole_pages(range, m.map.len()) {
+                // SAFETY: the map is a shared, read-only map of a file: dropping its pages
+                // changes no byte any reader sees (the next read maps the file's page
+                // again; a page the SIGBUS guard replaced reads as zeros again).
+                let _ = unsafe {
+                    m.map
+                        .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, len)
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+}
+
+/// The whole pages inside `range` of a map `len` bytes long, as (offset, length).
+#[cfg(unix)]
+fn whole_pages(range: std::ops::Range<usize>, len: usize) -> Option<(usize, usize)> {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let page = *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(p)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    });
+    let start = range.start.next_multiple_of(page);
+    let end = range.end.min(len) / page * page;
+    (start < end).then(|| (start, end - start))
 }
 
 impl Bytes {

@@ -6,7 +6,7 @@ use crate::model::ModelFile;
 use crate::quant::error::QuantError;
 use crate::quant::fusion;
 use crate::quant::kernels::stream::CHUNK;
-use crate::quant::kernels::{self, ValueSource};
+use crate::quant::kernels::{self, Floats, ValueSource};
 
 /// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
 /// so that the map's pages of converted tensors never become resident (peak memory stays
@@ -55,8 +55,9 @@ impl Payloads {
         Ok(false)
     }
 
-    /// The float32 payload of `w` as a source for the streamed kernels: positioned reads of
-    /// the mapped file, or the bytes of a model held in memory; `None` without a payload.
+    /// The float32 payload of `w` as a source for the streamed kernels: the payload where it
+    /// lies in the map (read in place) with positioned reads of the mapped file for whole
+    /// copies, or the bytes of a model held in memory; `None` without a payload.
     pub(super) fn source<'a>(
         &'a self,
         model: &'a ModelFile,
@@ -66,17 +67,17 @@ impl Payloads {
         if span.end - span.start != w.count as usize * 4 {
             return None;
         }
+        let bytes = model.bytes().get(span.clone())?;
         #[cfg(all(unix, target_endian = "little"))]
         if let Some(file) = &self.file {
-            return Some(Box::new(FileFloats {
+            return Some(Box::new(MappedFloats {
+                model,
                 file,
-                offset: span.start as u64,
+                bytes,
+                offset: span.start,
             }));
         }
-        model
-            .bytes()
-            .get(span.clone())
-            .map(|b| Box::new(ByteFloats(b)) as Box<_>)
+        Some(Box::new(ByteFloats(bytes)))
     }
 
     /// Hands a values buffer back for reuse.
@@ -150,17 +151,43 @@ impl OutputPool {
     }
 }
 
-/// Little-endian floats at a byte offset of a file, read with positioned reads.
+/// Little-endian floats at a byte offset of a memory-mapped file: read in place through the
+/// map (whose pages are prefetched ahead and let go of once converted), or copied out with
+/// positioned reads, which never make the map's pages resident.
 #[cfg(all(unix, target_endian = "little"))]
-struct FileFloats<'a> {
+struct MappedFloats<'a> {
+    model: &'a ModelFile,
     file: &'a std::fs::File,
-    offset: u64,
+    /// The payload in the map.
+    bytes: &'a [u8],
+    /// Its offset in the file.
+    offset: usize,
 }
 
 #[cfg(all(unix, target_endian = "little"))]
-impl ValueSource for FileFloats<'_> {
+impl MappedFloats<'_> {
+    /// The bytes of the values `range`, as a range of the file.
+    fn file_range(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        self.offset + range.start * 4..self.offset + range.end * 4
+    }
+}
+
+#[cfg(all(unix, target_endian = "little"))]
+impl ValueSource for MappedFloats<'_> {
     fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {
-        read_exact_at(self.file, self.offset + start as u64 * 4, dst)
+        read_exact_at(self.file, (self.offset + start * 4) as u64, dst)
+    }
+
+    fn in_place(&self) -> Option<Floats<'_>> {
+        Floats::from_ne_bytes(self.bytes)
+    }
+
+    fn prefetch(&self, range: std::ops::Range<usize>) {
+        self.model.prefetch(self.file_range(range));
+    }
+
+    fn release(&self, range: std::ops::Range<usize>) {
+        self.model.release(self.file_range(range));
     }
 }
 
@@ -168,6 +195,11 @@ impl ValueSource for FileFloats<'_> {
 struct ByteFloats<'a>(&'a [u8]);
 
 impl ValueSource for ByteFloats<'_> {
+    #[cfg(target_endian = "little")]
+    fn in_place(&self) -> Option<Floats<'_>> {
+        Floats::from_ne_bytes(self.0)
+    }
+
     fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {
         let bytes = start
             .checked_add(dst.len())

@@ -5,7 +5,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::linear::{count_nan_after, minmax};
-use super::{KernelError, Notes, Params, Quantized};
+use super::{Floats, KernelError, Notes, Params, Quantized};
 
 /// Values per parallel work item.
 const CHUNK: usize = 1 << 16;
@@ -44,16 +44,17 @@ pub fn to_half_bytes(values: &[f32]) -> Vec<u8> {
     let mut out = super::pack::zeroed(values.len() * 2);
     out.par_chunks_mut(CHUNK * 2)
         .zip(values.par_chunks(CHUNK))
-        .for_each(|(dst, src)| halves_into(src, dst));
+        .for_each(|(dst, src)| halves_into(Floats::from_slice(src), dst));
     out
 }
 
 /// Converts `src` into the little-endian halves of `dst` (twice as long): through `half`'s
-/// slice conversion, which uses the F16C instructions when the processor has them (the
-/// same IEEE round to nearest even as the scalar conversion).
-pub(crate) fn halves_into(src: &[f32], dst: &mut [u8]) {
+/// slice conversion when the values are aligned floats, which uses the F16C instructions
+/// when the processor has them; through hand-written F16C code for values at any address;
+/// else one value at a time. All give the same IEEE round to nearest even.
+pub(crate) fn halves_into(src: Floats, dst: &mut [u8]) {
     #[cfg(target_endian = "little")]
-    {
+    if let Some(src) = src.as_aligned() {
         use half::slice::HalfFloatSliceExt;
         // SAFETY: every bit pattern of two bytes is a valid f16; `align_to_mut` only hands
         // out the correctly aligned middle part.
@@ -63,7 +64,18 @@ pub(crate) fn halves_into(src: &[f32], dst: &mut [u8]) {
             return;
         }
     }
-    for (d, &v) in dst.chunks_exact_mut(2).zip(src) {
+    #[cfg(all(target_arch = "x86_64", target_endian = "little"))]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: the processor supports AVX2 and F16C (checked just above).
+        unsafe { super::simd::halves_f16c(dst, src) };
+        return;
+    }
+    halves_one_by_one(src, dst);
+}
+
+/// The portable conversion of [`halves_into`], one value at a time.
+pub(crate) fn halves_one_by_one(src: Floats, dst: &mut [u8]) {
+    for (d, v) in dst.chunks_exact_mut(2).zip(src.iter()) {
         d.copy_from_slice(&f16::from_f32(v).to_le_bytes());
     }
 }
@@ -129,8 +141,22 @@ mod tests {
             .collect();
         assert_eq!(to_half_bytes(&v), want);
         let mut odd = [0u8; 2 * 7 + 1];
-        halves_into(&v[..7], &mut odd[1..]);
+        halves_into(Floats::from_slice(&v[..7]), &mut odd[1..]);
         assert_eq!(&odd[1..], &want[..14]);
+        // Values at every address mod 4 (read in place from a file map), and the portable
+        // conversion.
+        let n = 1000;
+        for skip in 0..4 {
+            let mut bytes = vec![0u8; skip];
+            bytes.extend(v[..n].iter().flat_map(|x| x.to_ne_bytes()));
+            let src = Floats::from_ne_bytes(&bytes[skip..]).unwrap();
+            let mut out = vec![0u8; 2 * n];
+            halves_into(src, &mut out);
+            assert!(out == want[..2 * n], "{skip}");
+            out.fill(0);
+            halves_one_by_one(src, &mut out);
+            assert!(out == want[..2 * n], "{skip}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{pack, ChannelView, Dialect, Notes, Params, Quantized};
+use super::{pack, ChannelView, Dialect, Floats, Notes, Params, Quantized};
 
 /// Values per parallel work item of the min/max pass.
 const MINMAX_CHUNK: usize = 1 << 16;
@@ -31,17 +31,27 @@ pub(crate) fn rne_f64(x: f64) -> f64 {
 /// Minimum and maximum of a slice as numpy's `amin`/`amax` give them: NaN if any value is NaN;
 /// (0, 0) for an empty slice. Equal extremes keep the last occurrence, as numpy does.
 pub(crate) fn minmax(values: &[f32]) -> (f32, f32) {
+    minmax_of(Floats::from_slice(values))
+}
+
+/// [`minmax`] of values at any alignment.
+pub(crate) fn minmax_of(values: Floats) -> (f32, f32) {
     if values.is_empty() {
         return (0.0, 0.0);
     }
     if values.len() <= MINMAX_CHUNK {
         return minmax_seq(values);
     }
-    let parts: Vec<(f32, f32)> = values.par_chunks(MINMAX_CHUNK).map(minmax_seq).collect();
+    let parts: Vec<(f32, f32)> = values
+        .chunks(MINMAX_CHUNK)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(minmax_seq)
+        .collect();
     parts.into_iter().reduce(combine).unwrap_or((0.0, 0.0))
 }
 
-fn minmax_seq(values: &[f32]) -> (f32, f32) {
+fn minmax_seq(values: Floats) -> (f32, f32) {
     // Non-zero extremes that compare equal have equal bits, so the order of ties only
     // matters for ±0 and NaN: the vectorised pass answers every other case exactly.
     match minmax_lanes(values) {
@@ -53,41 +63,38 @@ fn minmax_seq(values: &[f32]) -> (f32, f32) {
 /// Lanes of the vectorised min/max pass.
 const LANES: usize = 16;
 
-/// [`minmax_lanes_body`], compiled for AVX2 where the processor has it (the same
-/// comparisons, twice as wide: the same result).
-fn minmax_lanes(values: &[f32]) -> Option<(f32, f32)> {
+/// [`minmax_lanes_body`], by hand-written AVX2 code where the processor has it (the same
+/// answer: see [`super::simd`]).
+fn minmax_lanes(values: Floats) -> Option<(f32, f32)> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { minmax_lanes_avx2(values) };
+        return unsafe { super::simd::minmax_finite_avx2(values) };
     }
     minmax_lanes_body(values)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn minmax_lanes_avx2(values: &[f32]) -> Option<(f32, f32)> {
-    minmax_lanes_body(values)
-}
-
 /// Minimum and maximum with plain comparisons (which the compiler turns into SIMD min/max),
-/// or `None` when a value is not finite (NaN or infinity: the exact pass decides those).
+/// or `None` when a value is not finite (NaN or infinity: the exact pass decides those) or
+/// there is none.
 #[inline(always)]
-fn minmax_lanes_body(values: &[f32]) -> Option<(f32, f32)> {
+fn minmax_lanes_body(values: Floats) -> Option<(f32, f32)> {
+    if values.is_empty() {
+        return None;
+    }
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
     // v · 0 is ±0 for finite values and NaN for NaN and ±inf: one NaN poisons the lane.
     let mut finite = [0.0f32; LANES];
-    let mut chunks = values.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            let v = c[i];
+    let whole = values.len() / LANES * LANES;
+    for c in values.range(0..whole).chunks(LANES) {
+        for (i, v) in c.iter().enumerate() {
             finite[i] += v * 0.0;
             lo[i] = if v < lo[i] { v } else { lo[i] };
             hi[i] = if v > hi[i] { v } else { hi[i] };
         }
     }
-    for &v in chunks.remainder() {
+    for v in values.range(whole..values.len()).iter() {
         finite[0] += v * 0.0;
         lo[0] = if v < lo[0] { v } else { lo[0] };
         hi[0] = if v > hi[0] { v } else { hi[0] };
@@ -105,11 +112,11 @@ fn minmax_lanes_body(values: &[f32]) -> Option<(f32, f32)> {
 }
 
 /// The reference pass: numpy's NaN propagation and tie order, one value at a time.
-fn minmax_exact(values: &[f32]) -> (f32, f32) {
+fn minmax_exact(values: Floats) -> (f32, f32) {
     let mut lo = f32::INFINITY;
     let mut hi = f32::NEG_INFINITY;
     let mut nan = false;
-    for &v in values {
+    for v in values.iter() {
         nan |= v.is_nan();
         // numpy's minimum/maximum keep the later operand on ties (−0.0 vs +0.0 matters).
         lo = if v <= lo { v } else { lo };
@@ -175,6 +182,22 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    /// The index arithmetic of this channel in `dialect`: `(w − lo) × (1/scale)`.
+    pub(crate) fn index_map(&self, dialect: Dialect) -> IndexMap {
+        match dialect {
+            Dialect::F32 => IndexMap::F32(Affine {
+                offset: self.lo,
+                op: Op::Mul,
+                k: self.inv32,
+            }),
+            Dialect::F64 => IndexMap::F64(Affine {
+                offset: self.lo as f64,
+                op: Op::Mul,
+                k: self.inv64,
+            }),
+        }
+    }
+
     /// Computes the parameters of a channel with extremes `lo`, `hi` (spec §3.2 steps 3–4).
     pub(crate) fn new(lo: f32, hi: f32, nbits: u8, dialect: Dialect) -> Channel {
         let qmax = ((1u32 << nbits) - 1) as f32;
@@ -219,7 +242,7 @@ pub(crate) trait Scheme: Sync {
     /// The parameters of a channel with extremes `lo`, `hi`.
     fn channel(&self, lo: f32, hi: f32) -> Self::Channel;
     /// Writes the indices of `src`, values of one channel, into `dst` (as long as `src`).
-    fn indices(&self, ch: &Self::Channel, src: &[f32], dst: &mut [u8]);
+    fn indices(&self, ch: &Self::Channel, src: Floats, dst: &mut [u8]);
     /// Whether the channel's non-zero scale fell under the threshold (all its indices 0).
     fn thresholded(&self, ch: &Self::Channel) -> bool;
     /// The stored parameters of the tensor's channels.
@@ -246,14 +269,8 @@ impl Scheme for Linear {
     }
 
     #[inline]
-    fn indices(&self, ch: &Channel, src: &[f32], dst: &mut [u8]) {
-        fill_indices(
-            dst,
-            src,
-            self.dialect,
-            |w| (w - ch.lo) * ch.inv32,
-            |w| (w - ch.lo as f64) * ch.inv64,
-        )
+    fn indices(&self, ch: &Channel, src: Floats, dst: &mut [u8]) {
+        fill_indices(dst, src, ch.index_map(self.dialect))
     }
 
     fn thresholded(&self, ch: &Channel) -> bool {
@@ -314,66 +331,113 @@ fn pack_channels<S: Scheme>(
         view.for_runs(start..start + buf.len(), |c, run| {
             if let (Some(ch), Some(src)) = (channels.get(c), values.get(run.clone())) {
                 if let Some(dst) = buf.get_mut(run.start - start..run.end - start) {
-                    scheme.indices(ch, src, dst);
+                    scheme.indices(ch, Floats::from_slice(src), dst);
                 }
             }
         });
     })
 }
 
-/// Fills `dst` with the indices of `src`, each rounded half to even: `f32` computes an
-/// unrounded index in float32 (dialect F32), `f64` in float64 (dialect F64). Compiled for
-/// AVX2 where the processor has it (the same operations on wider vectors: the same bytes).
-#[inline(always)]
-pub(crate) fn fill_indices<A, B>(dst: &mut [u8], src: &[f32], dialect: Dialect, f32: A, f64: B)
-where
-    A: Fn(f32) -> f32,
-    B: Fn(f64) -> f64,
+/// The arithmetic of an unrounded index: `(w − offset) × k` or `(w − offset) ÷ k`, in the
+/// float type `F` of the dialect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Affine<F> {
+    /// Subtracted from the weight first.
+    pub offset: F,
+    /// Whether the difference is multiplied by `k` or divided by it.
+    pub op: Op,
+    /// The factor or divisor.
+    pub k: F,
+}
+
+/// Multiplication or true division (the two differ in the last bit, so each scheme says
+/// which coremltools does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `× k`.
+    Mul,
+    /// `÷ k`.
+    Div,
+}
+
+impl<
+        F: std::ops::Sub<Output = F> + std::ops::Mul<Output = F> + std::ops::Div<Output = F> + Copy,
+    > Affine<F>
 {
+    /// The unrounded index of `w`.
+    #[inline(always)]
+    pub(crate) fn apply(self, w: F) -> F {
+        match self.op {
+            Op::Mul => (w - self.offset) * self.k,
+            Op::Div => (w - self.offset) / self.k,
+        }
+    }
+}
+
+/// How one channel's indices are computed, in either dialect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IndexMap {
+    /// Dialect F32: float32 arithmetic.
+    F32(Affine<f32>),
+    /// Dialect F64: float64 arithmetic on the widened weight.
+    F64(Affine<f64>),
+}
+
+/// Fills `dst` with the indices of `src` (as many as both hold), each rounded half to even
+/// and clamped to 0–255 (NaN → 0). Float32 runs on hand-written AVX2 code where the
+/// processor has it (see [`super::simd`]); float64 on the compiler's AVX2 build of the same
+/// loop. Both give the portable loop's bytes.
+#[inline(always)]
+pub(crate) fn fill_indices(dst: &mut [u8], src: Floats, map: IndexMap) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { fill_indices_avx2(dst, src, dialect, f32, f64) };
+        unsafe {
+            match map {
+                IndexMap::F32(a) => super::simd::indices_f32_avx2(dst, src, a),
+                IndexMap::F64(a) => fill_indices_f64_avx2(dst, src, a),
+            }
+        }
+        return;
     }
-    fill_indices_body(dst, src, dialect, f32, f64)
+    fill_indices_body(dst, src, map)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_indices_avx2<A, B>(dst: &mut [u8], src: &[f32], dialect: Dialect, f32: A, f64: B)
-where
-    A: Fn(f32) -> f32,
-    B: Fn(f64) -> f64,
-{
-    fill_indices_body(dst, src, dialect, f32, f64)
+unsafe fn fill_indices_f64_avx2(dst: &mut [u8], src: Floats, a: Affine<f64>) {
+    fill_indices_body(dst, src, IndexMap::F64(a))
 }
 
+/// The portable loop of [`fill_indices`].
 #[inline(always)]
-fn fill_indices_body(
-    dst: &mut [u8],
-    src: &[f32],
-    dialect: Dialect,
-    f32: impl Fn(f32) -> f32,
-    f64: impl Fn(f64) -> f64,
-) {
-    match dialect {
-        Dialect::F32 => {
-            for (d, &w) in dst.iter_mut().zip(src) {
-                *d = to_u8(rne_f32(f32(w)));
+fn fill_indices_body(dst: &mut [u8], src: Floats, map: IndexMap) {
+    match map {
+        IndexMap::F32(a) => {
+            for (d, w) in dst.iter_mut().zip(src.iter()) {
+                *d = to_u8(rne_f32(a.apply(w)));
             }
         }
-        Dialect::F64 => {
-            for (d, &w) in dst.iter_mut().zip(src) {
-                *d = to_u8(rne_f64(f64(w as f64)) as f32);
+        // The operation is chosen outside the loop, which then vectorises.
+        IndexMap::F64(Affine { offset, op, k }) => match op {
+            Op::Mul => {
+                for (d, w) in dst.iter_mut().zip(src.iter()) {
+                    *d = to_u8(rne_f64((w as f64 - offset) * k) as f32);
+                }
             }
-        }
+            Op::Div => {
+                for (d, w) in dst.iter_mut().zip(src.iter()) {
+                    *d = to_u8(rne_f64((w as f64 - offset) / k) as f32);
+                }
+            }
+        },
     }
 }
 
 /// `x as u8` (NaN → 0, saturating at 0 and 255, truncating), written as a clamp and a
 /// 32-bit conversion, which the compiler vectorises; the saturating 8-bit cast it does not.
 #[inline(always)]
-fn to_u8(x: f32) -> u8 {
+pub(crate) fn to_u8(x: f32) -> u8 {
     // Plain comparisons (SIMD max/min): a NaN fails the first and becomes 0.
     let x = if x > 0.0 { x } else { 0.0 };
     let x = if x < 255.0 { x } else { 255.0 };
@@ -396,8 +460,13 @@ pub(crate) fn count_nan_after(values: &[f32], extremes: &[(f32, f32)]) -> u64 {
 pub(crate) fn count_nan(values: &[f32]) -> u64 {
     values
         .par_chunks(MINMAX_CHUNK)
-        .map(|c| c.iter().filter(|v| v.is_nan()).count() as u64)
+        .map(|c| count_nan_of(Floats::from_slice(c)))
         .sum()
+}
+
+/// Number of NaN values of a run (sequentially).
+pub(crate) fn count_nan_of(values: Floats) -> u64 {
+    values.iter().filter(|v| v.is_nan()).count() as u64
 }
 
 /// `linear` quantization with `nbits` bits of the tensor seen through `view`.
@@ -533,8 +602,8 @@ mod tests {
             cases.push(v);
         }
         for v in &cases {
-            let (a, b) = minmax_seq(v);
-            let (x, y) = minmax_exact(v);
+            let (a, b) = minmax_seq(Floats::from_slice(v));
+            let (x, y) = minmax_exact(Floats::from_slice(v));
             assert_eq!(
                 (a.to_bits(), b.to_bits()),
                 (x.to_bits(), y.to_bits()),
@@ -543,28 +612,56 @@ mod tests {
         }
     }
 
+    /// The native bytes of `v` starting `skip` bytes into a buffer (kept alive by the
+    /// caller): values at every address mod 4, as payloads lie in a file map.
+    fn shifted(v: &[f32], skip: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; skip];
+        bytes.extend(v.iter().flat_map(|x| x.to_ne_bytes()));
+        bytes
+    }
+
     #[test]
     fn vector_copies_agree_with_the_baseline_ones() {
         let mut rng = Rng::new(9);
-        for n in [0usize, 1, 15, 16, 17, 255, 4099] {
+        let bits = |r: Option<(f32, f32)>| r.map(|(a, b)| (a.to_bits(), b.to_bits()));
+        let sizes = (0..100).chain([255, 256, 257, 4099]);
+        for n in sizes {
             let mut v: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
-            assert_eq!(minmax_lanes(&v), minmax_lanes_body(&v));
-            if n > 3 {
-                v[3] = f32::NAN;
-                v[1] = f32::INFINITY;
+            for skip in 0..4 {
+                let b = shifted(&v, skip);
+                let f = Floats::from_ne_bytes(&b[skip..]).unwrap();
+                assert_eq!(bits(minmax_lanes(f)), bits(minmax_lanes_body(f)), "{n}");
             }
-            assert_eq!(
-                minmax_lanes(&v).map(|(a, b)| (a.to_bits(), b.to_bits())),
-                minmax_lanes_body(&v).map(|(a, b)| (a.to_bits(), b.to_bits()))
-            );
+            // Ties at .5 after the mapping below, far out-of-range weights and NaN.
+            for (i, w) in v.iter_mut().enumerate().filter(|(i, _)| i % 7 == 3) {
+                *w = [-2.5 + 6.5 * 0.5 / 255.0, 1e30, -1e30, f32::NAN][i % 4];
+            }
             for dialect in [Dialect::F32, Dialect::F64] {
                 let ch = Channel::new(-2.5, 4.0, 8, dialect);
-                let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
-                let f32 = |w: f32| (w - ch.lo) * ch.inv32;
-                let f64 = |w: f64| (w - ch.lo as f64) * ch.inv64;
-                fill_indices(&mut a, &v, dialect, f32, f64);
-                fill_indices_body(&mut b, &v, dialect, f32, f64);
-                assert_eq!(a, b, "{n} {dialect:?}");
+                let sym = super::super::symmetric::Symmetric { dialect };
+                let sch = sym.channel(-2.5, 4.0);
+                for map in [ch.index_map(dialect), sym.index_map(&sch)] {
+                    let mut want = vec![9u8; n];
+                    fill_indices_body(&mut want, Floats::from_slice(&v), map);
+                    for skip in 0..4 {
+                        let b = shifted(&v, skip);
+                        let mut got = vec![7u8; n];
+                        fill_indices(&mut got, Floats::from_ne_bytes(&b[skip..]).unwrap(), map);
+                        assert_eq!(got, want, "{n} {map:?} {skip}");
+                    }
+                }
+            }
+            // A NaN or an infinity anywhere: no fast answer.
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for at in [0, n / 2, n.saturating_sub(1)] {
+                    let mut w: Vec<f32> = (0..n).map(|i| i as f32).collect();
+                    if let Some(x) = w.get_mut(at) {
+                        *x = bad;
+                        let f = Floats::from_slice(&w);
+                        assert_eq!(minmax_lanes(f), None, "{n} {bad} at {at}");
+                        assert_eq!(minmax_lanes_body(f), None, "{n} {bad} at {at}");
+                    }
+                }
             }
         }
     }

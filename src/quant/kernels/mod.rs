@@ -8,12 +8,15 @@
 
 pub mod custom_lut;
 pub mod dequant;
+pub mod floats;
 pub mod fp16;
 pub mod kmeans;
 pub mod linear;
 pub mod linear_lut;
 pub mod pack;
 pub mod quality;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 pub mod stream;
 pub mod symmetric;
 mod view;
@@ -22,6 +25,7 @@ mod view;
 pub(crate) mod testutil;
 
 pub use dequant::{dequantize, dequantize_weight_params};
+pub use floats::Floats;
 pub use pack::packed_len;
 pub use quality::{quality, Quality};
 pub use stream::{quantize_streamed, DataSink, StreamError, Streamed, ValueSource};

@@ -5,6 +5,11 @@
 //! and read back twice (min/max, then indices), and its output never exists whole (the
 //! memory of a conversion no longer grows with the tensor).
 //!
+//! A source that holds its values in memory (a payload inside a file map, at any byte
+//! offset) is read in place instead: no copy at all. The source is told what the next chunk
+//! will read, so a file not yet in the page cache is read ahead, and which values are done,
+//! so a map lets go of their pages and a run's memory stays near a chunk's.
+//!
 //! Streamed are the kernels whose output for a block depends on that block alone: fp16
 //! (with the tensor-wide range check applied at the end), and `linear`/`linear_symmetric`
 //! when every channel is one contiguous run (axis 0) that fits a block. Everything else is
@@ -14,16 +19,33 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::linear::{self, combine, minmax, Scheme};
+use super::linear::{self, combine, count_nan_of, minmax_of, Scheme};
 use super::symmetric::Symmetric;
 use super::{check_bits, fp16, pack, quantize, ChannelView, Dialect, KernelError, Notes};
-use super::{Params, Quantized};
+use super::{Floats, Params, Quantized};
 use crate::quant::Target;
 
 /// Where a streamed kernel reads float32 values from.
 pub trait ValueSource: Sync {
     /// Fills `dst` with the values at positions `start..start + dst.len()`.
     fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()>;
+
+    /// All the values where they lie, when the source holds them in memory: the streamed
+    /// kernels then read them there instead of copying blocks out with [`read`](Self::read).
+    fn in_place(&self) -> Option<Floats<'_>> {
+        None
+    }
+
+    /// The values `range` will be read next (a file map starts reading them from disk).
+    fn prefetch(&self, range: std::ops::Range<usize>) {
+        let _ = range;
+    }
+
+    /// The values `range` have been converted and are not read again (a file map lets go
+    /// of their pages).
+    fn release(&self, range: std::ops::Range<usize>) {
+        let _ = range;
+    }
 }
 
 impl ValueSource for &[f32] {
@@ -35,6 +57,10 @@ impl ValueSource for &[f32] {
             d.write(s);
         }
         Ok(())
+    }
+
+    fn in_place(&self) -> Option<Floats<'_>> {
+        Some(Floats::from_slice(self))
     }
 }
 
@@ -96,6 +122,9 @@ const BLOCK: usize = 1 << 15;
 /// Bytes of data per chunk handed to the sink (blocks are converted in parallel a chunk at a
 /// time).
 pub const CHUNK: usize = 4 << 20;
+/// Values per chunk at most (16 MiB of input), whatever the output size: the pages a chunk
+/// read in place are let go after it, so this bounds what a run keeps resident.
+const CHUNK_VALUES: usize = 4 << 20;
 /// Channels longer than this are not streamed (their block would not stay in cache).
 const MAX_CHANNEL: usize = 1 << 20;
 
@@ -205,6 +234,36 @@ fn fill<'b>(
     Ok(buf)
 }
 
+/// A source, with its values in place when it holds them in memory.
+struct Input<'s> {
+    source: &'s dyn ValueSource,
+    in_place: Option<Floats<'s>>,
+}
+
+impl<'s> Input<'s> {
+    /// The first `len` values of `source` (in place only if it holds them all).
+    fn new(source: &'s dyn ValueSource, len: usize) -> Input<'s> {
+        let in_place = source
+            .in_place()
+            .filter(|f| f.len() >= len)
+            .map(|f| f.range(0..len));
+        Input { source, in_place }
+    }
+
+    /// The values `start..start + n`: where they lie, or read into `buf` (reused).
+    fn get<'b>(
+        &'b self,
+        start: usize,
+        n: usize,
+        buf: &'b mut Vec<f32>,
+    ) -> std::io::Result<Floats<'b>> {
+        match self.in_place {
+            Some(all) if start + n <= all.len() => Ok(all.range(start..start + n)),
+            _ => Ok(Floats::from_slice(fill(self.source, start, n, buf)?)),
+        }
+    }
+}
+
 /// Channel ranges of one block each when every channel of `view` is one contiguous run short
 /// enough to stream: blocks of about [`BLOCK`] values whose first index starts on a byte of
 /// the packed output. `None` when the tensor cannot be streamed.
@@ -262,39 +321,56 @@ fn per_channel_streamed<S: Scheme>(
     scheme: &S,
     sink: &mut dyn DataSink,
 ) -> Result<Streamed, StreamError> {
+    let input = Input::new(source, view.len);
     let nbits = scheme.nbits() as usize;
     let inner = view.inner;
     let total = pack::packed_len(view.len, scheme.nbits());
     // Byte offset of each block's data (blocks start on byte boundaries); `total` past the
-    // last block.
+    // last block. Likewise the first value of each block.
     let offset = |i: usize| blocks.get(i).map_or(total, |b| b.start * inner * nbits / 8);
-    let mut channels = Vec::with_capacity(view.channels);
-    let mut notes = Notes::default();
+    let value = |i: usize| blocks.get(i).map_or(view.len, |b| b.start * inner);
+    // The blocks of each chunk: as many as fit its output and input limits (at least one).
+    let mut chunks = Vec::new();
     let mut first = 0;
     while first < blocks.len() {
         let mut end = first + 1;
-        while end < blocks.len() && offset(end + 1) - offset(first) <= CHUNK {
+        while end < blocks.len()
+            && offset(end + 1) - offset(first) <= CHUNK
+            && value(end + 1) - value(first) <= CHUNK_VALUES
+        {
             end += 1;
         }
-        let mut data = chunk_buffer(sink, offset(end) - offset(first));
-        let lens = (first..end).map(|i| offset(i + 1) - offset(i));
+        chunks.push(first..end);
+        first = end;
+    }
+    let mut channels = Vec::with_capacity(view.channels);
+    let mut notes = Notes::default();
+    if let Some(c) = chunks.first() {
+        source.prefetch(value(c.start)..value(c.end));
+    }
+    for (k, chunk) in chunks.iter().enumerate() {
+        if let Some(next) = chunks.get(k + 1) {
+            source.prefetch(value(next.start)..value(next.end));
+        }
+        let mut data = chunk_buffer(sink, offset(chunk.end) - offset(chunk.start));
+        let lens = chunk.clone().map(|i| offset(i + 1) - offset(i));
         let parts = split_parts(&mut data, lens);
-        let outs: Vec<BlockOut<S::Channel>> = blocks[first..end]
+        let outs: Vec<BlockOut<S::Channel>> = blocks[chunk.clone()]
             .par_iter()
             .zip(parts)
             .map(|(block, dst)| {
                 with_buffers(|values, indices| {
-                    convert_block(source, block, inner, scheme, values, indices, dst)
+                    convert_block(&input, block, inner, scheme, values, indices, dst)
                 })
             })
             .collect::<std::io::Result<_>>()
             .map_err(StreamError::Read)?;
+        source.release(value(chunk.start)..value(chunk.end));
         for (c, nans) in outs {
             channels.extend(c);
             notes.nan_values += nans;
         }
         sink.put(data).map_err(StreamError::Write)?;
-        first = end;
     }
     notes.threshold_channels = channels.iter().filter(|c| scheme.thresholded(c)).count() as u64;
     Ok(Streamed {
@@ -305,10 +381,10 @@ fn per_channel_streamed<S: Scheme>(
     })
 }
 
-/// Reads the channels `block` (each `inner` values long) into `values` and writes their
-/// packed indices into `dst` (through `indices` below 8 bits).
+/// Reads the channels `block` (each `inner` values long; in place, or into `values`) and
+/// writes their packed indices into `dst` (through `indices` below 8 bits).
 fn convert_block<S: Scheme>(
-    source: &dyn ValueSource,
+    input: &Input,
     block: &std::ops::Range<usize>,
     inner: usize,
     scheme: &S,
@@ -317,7 +393,7 @@ fn convert_block<S: Scheme>(
     dst: &mut [u8],
 ) -> std::io::Result<BlockOut<S::Channel>> {
     let n = (block.end - block.start) * inner;
-    let values = fill(source, block.start * inner, n, values)?;
+    let values = input.get(block.start * inner, n, values)?;
     let packed = scheme.nbits() < 8;
     if packed {
         indices.clear();
@@ -325,8 +401,8 @@ fn convert_block<S: Scheme>(
     }
     let mut channels = Vec::with_capacity(block.len());
     let mut nan = false;
-    for (k, src) in values.chunks_exact(inner).enumerate() {
-        let (lo, hi) = minmax(src);
+    for (k, src) in values.chunks(inner).enumerate() {
+        let (lo, hi) = minmax_of(src);
         nan |= lo.is_nan() || hi.is_nan();
         let ch = scheme.channel(lo, hi);
         let out = if packed {
@@ -340,11 +416,7 @@ fn convert_block<S: Scheme>(
     if packed {
         pack::pack_into(indices, scheme.nbits(), dst);
     }
-    let nans = if nan {
-        values.iter().filter(|v| v.is_nan()).count() as u64
-    } else {
-        0
-    };
+    let nans = if nan { count_nan_of(values) } else { 0 };
     Ok((channels, nans))
 }
 
@@ -356,30 +428,31 @@ fn fp16_streamed(
     len: usize,
     sink: &mut dyn DataSink,
 ) -> Result<Streamed, StreamError> {
+    let input = Input::new(source, len);
+    let per_chunk = CHUNK / 2;
     let mut extremes: Option<(f32, f32)> = None;
     let mut nan_values = 0;
     let mut start = 0;
+    source.prefetch(0..per_chunk.min(len));
     while start < len {
-        let n = (CHUNK / 2).min(len - start);
+        let n = per_chunk.min(len - start);
+        source.prefetch(start + n..(start + n + per_chunk).min(len));
         let mut data = chunk_buffer(sink, n * 2);
         let outs: Vec<((f32, f32), u64)> = data
             .par_chunks_mut(BLOCK * 2)
             .enumerate()
             .map(|(i, dst)| {
                 with_buffers(|buf, _| {
-                    let values = fill(source, start + i * BLOCK, dst.len() / 2, buf)?;
-                    let (lo, hi) = minmax(values);
+                    let values = input.get(start + i * BLOCK, dst.len() / 2, buf)?;
+                    let (lo, hi) = minmax_of(values);
                     fp16::halves_into(values, dst);
-                    let nans = if lo.is_nan() {
-                        values.iter().filter(|v| v.is_nan()).count() as u64
-                    } else {
-                        0
-                    };
+                    let nans = if lo.is_nan() { count_nan_of(values) } else { 0 };
                     Ok(((lo, hi), nans))
                 })
             })
             .collect::<std::io::Result<_>>()
             .map_err(StreamError::Read)?;
+        source.release(start..start + n);
         for (e, nans) in outs {
             extremes = Some(extremes.map_or(e, |x| combine(x, e)));
             nan_values += nans;
@@ -417,6 +490,63 @@ mod tests {
                 return Err(std::io::Error::other("device gone"));
             }
             self.values.read(start, dst)
+        }
+    }
+
+    /// Values held as native bytes starting `skip` bytes into a buffer (as a payload lies
+    /// in a file map), read in place; records what it is told to prefetch and release.
+    struct Unaligned {
+        bytes: Vec<u8>,
+        skip: usize,
+        told: std::sync::Mutex<Vec<(char, std::ops::Range<usize>)>>,
+    }
+
+    impl Unaligned {
+        fn new(values: &[f32], skip: usize) -> Unaligned {
+            let mut bytes = vec![0u8; skip];
+            bytes.extend(values.iter().flat_map(|v| v.to_ne_bytes()));
+            Unaligned {
+                bytes,
+                skip,
+                told: Default::default(),
+            }
+        }
+
+        fn told(&self) -> Vec<(char, std::ops::Range<usize>)> {
+            self.told.lock().unwrap().clone()
+        }
+    }
+
+    impl ValueSource for Unaligned {
+        fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()> {
+            let range = start..start + dst.len();
+            self.told.lock().unwrap().push(('c', range.clone()));
+            let all = Floats::from_ne_bytes(&self.bytes[self.skip..]).unwrap();
+            for (d, v) in dst.iter_mut().zip(all.range(range).iter()) {
+                d.write(v);
+            }
+            Ok(())
+        }
+
+        fn in_place(&self) -> Option<Floats<'_>> {
+            Floats::from_ne_bytes(&self.bytes[self.skip..])
+        }
+
+        fn prefetch(&self, range: std::ops::Range<usize>) {
+            self.told.lock().unwrap().push(('p', range));
+        }
+
+        fn release(&self, range: std::ops::Range<usize>) {
+            self.told.lock().unwrap().push(('r', range));
+        }
+    }
+
+    /// A slice read only by copying (no values in place).
+    struct Copied<'a>(&'a [f32]);
+
+    impl ValueSource for Copied<'_> {
+        fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()> {
+            self.0.read(start, dst)
         }
     }
 
@@ -522,13 +652,66 @@ mod tests {
             for dialect in [Dialect::F32, Dialect::F64] {
                 for t in targets() {
                     let whole = quantize(&v, &shape, axis, &t, dialect);
-                    match (whole, streamed(&v.as_slice(), n, &shape, axis, &t, dialect)) {
-                        (Ok(a), Ok((b, _))) => {
-                            assert!(same(&a, &b), "{t:?} {shape:?} axis {axis}")
+                    // Copied into block buffers, and read in place at odd addresses (a
+                    // tensor read whole is copied out of either).
+                    let unaligned = Unaligned::new(&v, 1 + n % 3);
+                    let sources: [&dyn ValueSource; 2] = [&Copied(&v), &unaligned];
+                    for source in sources {
+                        match (&whole, streamed(source, n, &shape, axis, &t, dialect)) {
+                            (Ok(a), Ok((b, _))) => {
+                                assert!(same(a, &b), "{t:?} {shape:?} axis {axis}")
+                            }
+                            (Err(a), Err(StreamError::Kernel(b))) => assert_eq!(a, &b),
+                            (a, b) => panic!("{t:?} {shape:?}: {a:?} vs {b:?}"),
                         }
-                        (Err(a), Err(StreamError::Kernel(b))) => assert_eq!(a, b),
-                        (a, b) => panic!("{t:?} {shape:?}: {a:?} vs {b:?}"),
                     }
+                    // Streamed tensors are never copied out of an in-place source.
+                    let copied = unaligned.told().iter().any(|(k, _)| *k == 'c');
+                    let streamed_here = t == Target::Fp16
+                        || (streams(&t)
+                            && ChannelView::new(n, &shape, axis, true)
+                                .ok()
+                                .and_then(|view| channel_blocks(&view, 8))
+                                .is_some());
+                    assert!(!(copied && streamed_here), "{t:?} {shape:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_values_are_prefetched_ahead_and_released_once_converted() {
+        let mut rng = Rng::new(5);
+        let shape = [3000u64, 2001];
+        let n = 3000 * 2001;
+        let v = values(n, &mut rng);
+        for t in [Target::Fp16, Target::Linear(8), Target::Linear(2)] {
+            let source = Unaligned::new(&v, 3);
+            let (q, _) = streamed(&source, n, &shape, 0, &t, Dialect::F32).unwrap();
+            assert!(same(
+                &quantize(&v, &shape, 0, &t, Dialect::F32).unwrap(),
+                &q
+            ));
+            let told = source.told();
+            let released: Vec<_> = told.iter().filter(|(k, _)| *k == 'r').collect();
+            // Released in order, without gaps, up to the end.
+            let mut at = 0;
+            for (_, r) in &released {
+                assert_eq!(r.start, at, "{t:?}: {told:?}");
+                assert!(r.end - r.start <= CHUNK_VALUES, "{t:?}: {told:?}");
+                at = r.end;
+            }
+            assert_eq!(at, n, "{t:?}");
+            assert!(released.len() > 1, "{t:?}");
+            // Each range is prefetched before it is released, and the next one before the
+            // current one is converted.
+            for (i, (_, r)) in released.iter().enumerate() {
+                let p = told.iter().position(|x| x == &('p', r.clone()));
+                let rel = told.iter().position(|x| x == &('r', r.clone()));
+                assert!(p.is_some() && p < rel, "{t:?}: {told:?}");
+                if let Some((_, next)) = released.get(i + 1) {
+                    let pn = told.iter().position(|x| x == &('p', next.clone()));
+                    assert!(pn < rel, "{t:?}: {told:?}");
                 }
             }
         }
@@ -544,12 +727,15 @@ mod tests {
             let whole = quantize(&v, &shape, 0, &t, Dialect::F32).unwrap();
             let (q, chunks) = streamed(&v.as_slice(), n, &shape, 0, &t, Dialect::F32).unwrap();
             assert!(same(&whole, &q), "{t:?}");
-            assert_eq!(
-                chunks.len(),
-                q.data.len().div_ceil(CHUNK),
+            // Chunks as large as the output and input limits allow (to within a block).
+            let nbits = if t == Target::Fp16 { 16 } else { q.nbits };
+            let per = CHUNK.min(CHUNK_VALUES * nbits as usize / 8);
+            let least = q.data.len().div_ceil(per);
+            assert!(
+                (least..=least + 1).contains(&chunks.len()),
                 "{t:?}: {chunks:?}"
             );
-            assert!(chunks.iter().all(|&c| c <= CHUNK), "{t:?}: {chunks:?}");
+            assert!(chunks.iter().all(|&c| c <= per), "{t:?}: {chunks:?}");
         }
     }
 

@@ -1,8 +1,10 @@
 //! `linear_symmetric` quantization (spec §3.3, 8 bits only): scale = max(|min|, |max|)/127,
 //! bias = −128·scale, q = round-half-even((w − bias)/scale) with a true division.
 
-use super::linear::{fill_indices, quantize_with, Scheme, THRESHOLD_F32, THRESHOLD_F64};
-use super::{ChannelView, Dialect, Params, Quantized};
+use super::linear::{
+    fill_indices, quantize_with, Affine, IndexMap, Op, Scheme, THRESHOLD_F32, THRESHOLD_F64,
+};
+use super::{ChannelView, Dialect, Floats, Params, Quantized};
 
 /// One channel's parameters in both dialects' terms.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +20,25 @@ pub(crate) struct Channel {
 pub(crate) struct Symmetric {
     /// The arithmetic reproduced.
     pub dialect: Dialect,
+}
+
+impl Symmetric {
+    /// The index arithmetic of channel `ch`: `(w − bias) ÷ scale`, a true division as
+    /// coremltools does.
+    pub(crate) fn index_map(&self, ch: &Channel) -> IndexMap {
+        match self.dialect {
+            Dialect::F32 => IndexMap::F32(Affine {
+                offset: ch.bias,
+                op: Op::Div,
+                k: ch.scale,
+            }),
+            Dialect::F64 => IndexMap::F64(Affine {
+                offset: ch.bias64,
+                op: Op::Div,
+                k: ch.scale64,
+            }),
+        }
+    }
 }
 
 impl Scheme for Symmetric {
@@ -59,18 +80,12 @@ impl Scheme for Symmetric {
     }
 
     #[inline]
-    fn indices(&self, ch: &Channel, src: &[f32], dst: &mut [u8]) {
+    fn indices(&self, ch: &Channel, src: Floats, dst: &mut [u8]) {
         if !ch.pass {
             dst.fill(0);
             return;
         }
-        fill_indices(
-            dst,
-            src,
-            self.dialect,
-            |w| (w - ch.bias) / ch.scale,
-            |w| (w - ch.bias64) / ch.scale64,
-        );
+        fill_indices(dst, src, self.index_map(ch));
     }
 
     fn thresholded(&self, ch: &Channel) -> bool {
