@@ -861,6 +861,37 @@ fn streamed_tensors_larger_than_a_chunk_are_written_whole_and_exact() {
     }
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_model_out_of_the_page_cache_is_read_with_positioned_reads_to_the_same_bytes() {
+    // Cached pages are read in place through the map; uncached ones with positioned reads
+    // (read ahead by the kernel). Both give the same file.
+    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+    let input = dir.path().join("cold.mlmodel");
+    large_then_small(&input, 2048, 2100, 9);
+    let file = ModelFile::open(&input).unwrap();
+    let all = 0..file.bytes().len();
+    let _ = std::fs::read(&input).unwrap();
+    assert!(
+        file.resident(all.clone()),
+        "a file just read is in the page cache"
+    );
+    let p = plan::build(&file.index, &settings(8, Mode::Linear)).unwrap();
+    let opts = RunOptions::default();
+    let hot = quantize_to_vec(&file, &p, &opts).unwrap();
+    // Out of the page cache (clean pages not mapped by anyone are dropped).
+    let f = std::fs::File::open(&input).unwrap();
+    f.sync_all().unwrap();
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: a plain advice on an open descriptor.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let evicted = !file.resident(all);
+    let cold = quantize_to_vec(&file, &p, &opts).unwrap();
+    assert!(cold == hot, "evicted first: {evicted}");
+    // This folder's file system drops pages on request, so the second run read cold pages.
+    assert!(evicted, "the model stayed in the page cache");
+}
+
 #[test]
 fn runs_started_inside_the_thread_pool_finish() {
     // Every pool thread quantizing at once (tensors large enough for the kernels to use the

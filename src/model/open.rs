@@ -11,6 +11,8 @@ use super::{ModelError, ModelIndex, WeightInfo};
 
 /// Files up to this size are read into memory; larger ones are memory-mapped.
 const READ_LIMIT: u64 = 16 << 20;
+/// [`ModelFile::resident`] asks about one page in this many (one per MiB).
+const RESIDENT_SAMPLE: usize = 256;
 
 /// The bytes of a model file, kept alive together with its index.
 pub struct ModelFile {
@@ -154,6 +156,47 @@ impl ModelFile {
         let _ = range;
     }
 
+    /// Whether the bytes `range` are in memory: always for a file read into memory; for a
+    /// memory-mapped file, whether the page cache holds them, judged from one page in every
+    /// `RESIDENT_SAMPLE` and the last (asking for every page costs as much as reading
+    /// them). Reading cached pages through the map is cheap, while a fault on an uncached
+    /// page of this random-access map reads one page at a time. `false` where it cannot be
+    /// told.
+    pub fn resident(&self, range: std::ops::Range<usize>) -> bool {
+        match &self.bytes {
+            Bytes::Owned(_) => true,
+            #[cfg(unix)]
+            Bytes::Mapped(m) => {
+                let end = range.end.min(m.map.len());
+                if range.start >= end {
+                    return true;
+                }
+                let page = page_size();
+                let first = range.start / page;
+                let last = (end - 1) / page;
+                let cached = |p: usize| {
+                    let mut flag = 0u8;
+                    // SAFETY: page `p` lies inside the live map, whose base is on a page
+                    // boundary; mincore writes one byte for one page.
+                    let r = unsafe {
+                        libc::mincore(
+                            m.map.as_ptr().add(p * page) as *mut libc::c_void,
+                            1,
+                            std::ptr::addr_of_mut!(flag).cast(),
+                        )
+                    };
+                    r == 0 && flag & 1 == 1
+                };
+                (first..=last)
+                    .step_by(RESIDENT_SAMPLE)
+                    .chain([last])
+                    .all(cached)
+            }
+            #[cfg(not(unix))]
+            Bytes::Mapped(_) => false,
+        }
+    }
+
     /// Lets go of this process's view of the pages wholly inside the bytes `range` of a
     /// memory-mapped file, once they have been read: the pages stay in the page cache, a
     /// later read maps them again, and reading a large file once through the map does not
@@ -176,18 +219,24 @@ impl ModelFile {
     }
 }
 
-/// The whole pages inside `range` of a map `len` bytes long, as (offset, length).
+/// The size of a memory page.
 #[cfg(unix)]
-fn whole_pages(range: std::ops::Range<usize>, len: usize) -> Option<(usize, usize)> {
+fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let page = *PAGE.get_or_init(|| {
+    *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         usize::try_from(p)
             .ok()
             .filter(|p| p.is_power_of_two())
             .unwrap_or(4096)
-    });
+    })
+}
+
+/// The whole pages inside `range` of a map `len` bytes long, as (offset, length).
+#[cfg(unix)]
+fn whole_pages(range: std::ops::Range<usize>, len: usize) -> Option<(usize, usize)> {
+    let page = page_size();
     let start = range.start.next_multiple_of(page);
     let end = range.end.min(len) / page * page;
     (start < end).then(|| (start, end - start))

@@ -178,8 +178,13 @@ impl ValueSource for MappedFloats<'_> {
         read_exact_at(self.file, (self.offset + start * 4) as u64, dst)
     }
 
-    fn in_place(&self) -> Option<Floats<'_>> {
-        Floats::from_ne_bytes(self.bytes)
+    fn in_place(&self, range: std::ops::Range<usize>) -> Option<Floats<'_>> {
+        // Pages not in the page cache are copied out with positioned reads, which read
+        // ahead; a fault on this random-access map would read them one at a time.
+        if !self.model.resident(self.file_range(range.clone())) {
+            return None;
+        }
+        Some(Floats::from_ne_bytes(self.bytes)?.range(range))
     }
 
     fn prefetch(&self, range: std::ops::Range<usize>) {
@@ -196,8 +201,8 @@ struct ByteFloats<'a>(&'a [u8]);
 
 impl ValueSource for ByteFloats<'_> {
     #[cfg(target_endian = "little")]
-    fn in_place(&self) -> Option<Floats<'_>> {
-        Floats::from_ne_bytes(self.0)
+    fn in_place(&self, range: std::ops::Range<usize>) -> Option<Floats<'_>> {
+        Some(Floats::from_ne_bytes(self.0)?.range(range))
     }
 
     fn read(&self, start: usize, dst: &mut [std::mem::MaybeUninit<f32>]) -> std::io::Result<()> {

@@ -30,9 +30,11 @@ pub trait ValueSource: Sync {
     /// Fills `dst` with the values at positions `start..start + dst.len()`.
     fn read(&self, start: usize, dst: &mut [MaybeUninit<f32>]) -> std::io::Result<()>;
 
-    /// All the values where they lie, when the source holds them in memory: the streamed
+    /// The values `range` where they lie, when the source holds them in memory and reading
+    /// them there is cheap (a file map whose pages are in the page cache): the streamed
     /// kernels then read them there instead of copying blocks out with [`read`](Self::read).
-    fn in_place(&self) -> Option<Floats<'_>> {
+    fn in_place(&self, range: std::ops::Range<usize>) -> Option<Floats<'_>> {
+        let _ = range;
         None
     }
 
@@ -59,8 +61,8 @@ impl ValueSource for &[f32] {
         Ok(())
     }
 
-    fn in_place(&self) -> Option<Floats<'_>> {
-        Some(Floats::from_slice(self))
+    fn in_place(&self, range: std::ops::Range<usize>) -> Option<Floats<'_>> {
+        self.get(range).map(Floats::from_slice)
     }
 }
 
@@ -234,23 +236,29 @@ fn fill<'b>(
     Ok(buf)
 }
 
-/// A source, with its values in place when it holds them in memory.
+/// The values of one chunk of a source: in place when the source offers them so, else read.
 struct Input<'s> {
     source: &'s dyn ValueSource,
+    /// The values `range`, when the source holds them in memory.
     in_place: Option<Floats<'s>>,
+    range: std::ops::Range<usize>,
 }
 
 impl<'s> Input<'s> {
-    /// The first `len` values of `source` (in place only if it holds them all).
-    fn new(source: &'s dyn ValueSource, len: usize) -> Input<'s> {
+    /// The values `range` of `source`.
+    fn new(source: &'s dyn ValueSource, range: std::ops::Range<usize>) -> Input<'s> {
         let in_place = source
-            .in_place()
-            .filter(|f| f.len() >= len)
-            .map(|f| f.range(0..len));
-        Input { source, in_place }
+            .in_place(range.clone())
+            .filter(|f| f.len() == range.end - range.start);
+        Input {
+            source,
+            in_place,
+            range,
+        }
     }
 
-    /// The values `start..start + n`: where they lie, or read into `buf` (reused).
+    /// The values `start..start + n` (within the chunk): where they lie, or read into `buf`
+    /// (reused).
     fn get<'b>(
         &'b self,
         start: usize,
@@ -258,7 +266,10 @@ impl<'s> Input<'s> {
         buf: &'b mut Vec<f32>,
     ) -> std::io::Result<Floats<'b>> {
         match self.in_place {
-            Some(all) if start + n <= all.len() => Ok(all.range(start..start + n)),
+            Some(here) if start >= self.range.start && start + n <= self.range.end => {
+                let at = start - self.range.start;
+                Ok(here.range(at..at + n))
+            }
             _ => Ok(Floats::from_slice(fill(self.source, start, n, buf)?)),
         }
     }
@@ -321,7 +332,6 @@ fn per_channel_streamed<S: Scheme>(
     scheme: &S,
     sink: &mut dyn DataSink,
 ) -> Result<Streamed, StreamError> {
-    let input = Input::new(source, view.len);
     let nbits = scheme.nbits() as usize;
     let inner = view.inner;
     let total = pack::packed_len(view.len, scheme.nbits());
@@ -352,6 +362,7 @@ fn per_channel_streamed<S: Scheme>(
         if let Some(next) = chunks.get(k + 1) {
             source.prefetch(value(next.start)..value(next.end));
         }
+        let input = Input::new(source, value(chunk.start)..value(chunk.end));
         let mut data = chunk_buffer(sink, offset(chunk.end) - offset(chunk.start));
         let lens = chunk.clone().map(|i| offset(i + 1) - offset(i));
         let parts = split_parts(&mut data, lens);
@@ -428,7 +439,6 @@ fn fp16_streamed(
     len: usize,
     sink: &mut dyn DataSink,
 ) -> Result<Streamed, StreamError> {
-    let input = Input::new(source, len);
     let per_chunk = CHUNK / 2;
     let mut extremes: Option<(f32, f32)> = None;
     let mut nan_values = 0;
@@ -437,6 +447,7 @@ fn fp16_streamed(
     while start < len {
         let n = per_chunk.min(len - start);
         source.prefetch(start + n..(start + n + per_chunk).min(len));
+        let input = Input::new(source, start..start + n);
         let mut data = chunk_buffer(sink, n * 2);
         let outs: Vec<((f32, f32), u64)> = data
             .par_chunks_mut(BLOCK * 2)
@@ -498,6 +509,7 @@ mod tests {
     struct Unaligned {
         bytes: Vec<u8>,
         skip: usize,
+        patchy: bool,
         told: std::sync::Mutex<Vec<(char, std::ops::Range<usize>)>>,
     }
 
@@ -508,6 +520,7 @@ mod tests {
             Unaligned {
                 bytes,
                 skip,
+                patchy: false,
                 told: Default::default(),
             }
         }
@@ -528,8 +541,18 @@ mod tests {
             Ok(())
         }
 
-        fn in_place(&self) -> Option<Floats<'_>> {
-            Floats::from_ne_bytes(&self.bytes[self.skip..])
+        fn in_place(&self, range: std::ops::Range<usize>) -> Option<Floats<'_>> {
+            // With `patchy`, every other chunk only (a file map whose pages are partly in
+            // the page cache).
+            let f = Floats::from_ne_bytes(&self.bytes[self.skip..])?;
+            let mut told = self.told.lock().unwrap();
+            let offered = told.iter().filter(|x| x.0 == 'i').count();
+            if self.patchy && offered % 2 == 1 {
+                told.push(('n', range));
+                return None;
+            }
+            told.push(('i', range.clone()));
+            Some(f.range(range))
         }
 
         fn prefetch(&self, range: std::ops::Range<usize>) {
@@ -713,6 +736,33 @@ mod tests {
                     let pn = told.iter().position(|x| x == &('p', next.clone()));
                     assert!(pn < rel, "{t:?}: {told:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_not_in_place_are_copied_to_the_same_bytes() {
+        let mut rng = Rng::new(13);
+        let shape = [3000u64, 2001];
+        let n = 3000 * 2001;
+        let v = values(n, &mut rng);
+        for t in [Target::Fp16, Target::Linear(8), Target::Linear(5)] {
+            let mut source = Unaligned::new(&v, 2);
+            source.patchy = true;
+            let (q, _) = streamed(&source, n, &shape, 0, &t, Dialect::F32).unwrap();
+            assert!(same(
+                &quantize(&v, &shape, 0, &t, Dialect::F32).unwrap(),
+                &q
+            ));
+            // Copies were made, and only of the chunks not offered in place.
+            let told = source.told();
+            let refused: Vec<_> = told.iter().filter(|x| x.0 == 'n').collect();
+            let copies: Vec<_> = told.iter().filter(|x| x.0 == 'c').collect();
+            assert!(!copies.is_empty(), "{t:?}");
+            for (_, r) in copies {
+                let within =
+                    |x: &&(char, std::ops::Range<usize>)| x.1.start <= r.start && r.end <= x.1.end;
+                assert!(refused.iter().any(within), "{t:?} {r:?}");
             }
         }
     }
