@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::payloads::Payloads;
-use super::RunOptions;
+use super::{CancelToken, RunOptions};
 use crate::model::{LayerId, ModelFile, ModelIndex, WeightInfo};
 use crate::quant::encode::{self, Original};
 use crate::quant::error::{PlanError, PlanErrorKind, QuantError};
@@ -80,10 +80,49 @@ pub(super) fn convert(
     opts: &RunOptions,
     sink: &mut dyn DataSink,
 ) -> Result<(), QuantError> {
-    produce_job(file, reader, plan, job, fused_cache, opts.dialect, sink).map_err(|e| {
+    let mut sink = Cancellable {
+        inner: sink,
+        cancel: &opts.cancel,
+    };
+    let r = produce_job(
+        file,
+        reader,
+        plan,
+        job,
+        fused_cache,
+        opts.dialect,
+        &mut sink,
+    );
+    r.map_err(|e| {
+        if opts.cancel.is_cancelled() {
+            return QuantError::Cancelled;
+        }
         let l = job_layer(&file.index, plan, job);
         attribute(e, &file.path, &file.index, l, job)
     })
+}
+
+/// A sink that refuses the next piece once the run is cancelled, so that a large tensor
+/// stops within a chunk (4 MiB of output) instead of running to its end.
+struct Cancellable<'a> {
+    inner: &'a mut dyn DataSink,
+    cancel: &'a CancelToken,
+}
+
+impl DataSink for Cancellable<'_> {
+    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+        self.inner.buffer(capacity)
+    }
+
+    fn put(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the run was cancelled",
+            ));
+        }
+        self.inner.put(chunk)
+    }
 }
 
 /// Puts the new body of `job` into `sink`, in order.
@@ -263,5 +302,62 @@ fn only_updatable(is_updatable: bool) -> Original<'static> {
     Original {
         is_updatable,
         ..Original::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::kernels::stream::CHUNK;
+
+    /// Counts the pieces it takes; cancels `token` after the first.
+    struct CancelsAfterOne<'a> {
+        token: &'a CancelToken,
+        pieces: usize,
+    }
+
+    impl DataSink for CancelsAfterOne<'_> {
+        fn buffer(&mut self, capacity: usize) -> Vec<u8> {
+            Vec::with_capacity(capacity)
+        }
+
+        fn put(&mut self, _: Vec<u8>) -> std::io::Result<()> {
+            self.pieces += 1;
+            self.token.cancel();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_within_the_tensor() {
+        // Three chunks of output: the one after the cancel is refused.
+        let n = 3 * CHUNK;
+        let values: Vec<f32> = (0..n).map(|i| (i % 1024) as f32).collect();
+        let token = CancelToken::new();
+        let mut counting = CancelsAfterOne {
+            token: &token,
+            pieces: 0,
+        };
+        let mut sink = Cancellable {
+            inner: &mut counting,
+            cancel: &token,
+        };
+        let shape = [(n / 1024) as u64, 1024];
+        let t = Target::Linear(8);
+        let e = kernels::quantize_streamed(
+            &values.as_slice(),
+            n,
+            &shape,
+            0,
+            &t,
+            Dialect::F32,
+            &mut sink,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, StreamError::Write(io) if io.kind() == std::io::ErrorKind::Interrupted),
+            "{e:?}"
+        );
+        assert_eq!(counting.pieces, 1);
     }
 }

@@ -30,7 +30,7 @@ impl CancelToken {
         CancelToken::default()
     }
 
-    /// Asks the run to stop at the next tensor.
+    /// Asks the run to stop: within the 4 MiB of output being made, or at the next tensor.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
