@@ -702,19 +702,24 @@ mod tests {
         }
     }
 
+    /// A tensor of 3,000 channels of 2,001 values (several chunks of output in every mode).
+    const MANY_CHUNKS: [u64; 2] = [3000, 2001];
+
+    /// Streams `v` (shaped [`MANY_CHUNKS`]) from `source` to `t` and checks the result
+    /// against the whole-tensor kernel.
+    fn streamed_as_whole(source: &Unaligned, v: &[f32], t: &Target) {
+        let (q, _) = streamed(source, v.len(), &MANY_CHUNKS, 0, t, Dialect::F32).unwrap();
+        let whole = quantize(v, &MANY_CHUNKS, 0, t, Dialect::F32).unwrap();
+        assert!(same(&whole, &q), "{t:?}");
+    }
+
     #[test]
     fn in_place_values_are_prefetched_ahead_and_released_once_converted() {
-        let mut rng = Rng::new(5);
-        let shape = [3000u64, 2001];
-        let n = 3000 * 2001;
-        let v = values(n, &mut rng);
+        let n = (MANY_CHUNKS[0] * MANY_CHUNKS[1]) as usize;
+        let v = values(n, &mut Rng::new(5));
         for t in [Target::Fp16, Target::Linear(8), Target::Linear(2)] {
             let source = Unaligned::new(&v, 3);
-            let (q, _) = streamed(&source, n, &shape, 0, &t, Dialect::F32).unwrap();
-            assert!(same(
-                &quantize(&v, &shape, 0, &t, Dialect::F32).unwrap(),
-                &q
-            ));
+            streamed_as_whole(&source, &v, &t);
             let told = source.told();
             let released: Vec<_> = told.iter().filter(|(k, _)| *k == 'r').collect();
             // Released in order, without gaps, up to the end.
@@ -742,18 +747,12 @@ mod tests {
 
     #[test]
     fn chunks_not_in_place_are_copied_to_the_same_bytes() {
-        let mut rng = Rng::new(13);
-        let shape = [3000u64, 2001];
-        let n = 3000 * 2001;
-        let v = values(n, &mut rng);
+        let n = (MANY_CHUNKS[0] * MANY_CHUNKS[1]) as usize;
+        let v = values(n, &mut Rng::new(13));
         for t in [Target::Fp16, Target::Linear(8), Target::Linear(5)] {
             let mut source = Unaligned::new(&v, 2);
             source.patchy = true;
-            let (q, _) = streamed(&source, n, &shape, 0, &t, Dialect::F32).unwrap();
-            assert!(same(
-                &quantize(&v, &shape, 0, &t, Dialect::F32).unwrap(),
-                &q
-            ));
+            streamed_as_whole(&source, &v, &t);
             // Copies were made, and only of the chunks not offered in place.
             let told = source.told();
             let refused: Vec<_> = told.iter().filter(|x| x.0 == 'n').collect();
