@@ -379,8 +379,13 @@ impl Cost for Prefix {
 fn best_run(pv: &[f64], w: &[f64], s: &[f64], q: &[f64], at_j: Acc, lo: usize) -> (f64, usize) {
     let at_j = (at_j.w, at_j.s, at_j.q);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU has it.
-    let (mut bv, mut bi, done) = unsafe { best_sse2(pv, w, s, q, at_j) };
+    let (mut bv, mut bi, done) = if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor supports AVX (checked just above).
+        unsafe { best_avx(pv, w, s, q, at_j) }
+    } else {
+        // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU has it.
+        unsafe { best_sse2(pv, w, s, q, at_j) }
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let (mut bv, mut bi, done) = (f64::INFINITY, 0usize, 0usize);
     bi += lo;
@@ -483,6 +488,82 @@ unsafe fn best_sse2(
         }
     }
     (best.0, best.1 as usize, blocks * 4)
+}
+
+/// [`best_sse2`] on blocks of eight left ends in two AVX vectors of four: the same
+/// operations per lane, so the same values bit for bit, and the same merge (by value, then
+/// by position) of the lanes' first minima.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn best_avx(
+    pv: &[f64],
+    w: &[f64],
+    s: &[f64],
+    q: &[f64],
+    (wj, sj, qj): (f64, f64, f64),
+) -> (f64, usize, usize) {
+    use std::arch::x86_64::*;
+    let n = pv.len().min(w.len()).min(s.len()).min(q.len());
+    let blocks = n / 8;
+    let zero = _mm256_setzero_pd();
+    let (wj, sj, qj) = (_mm256_set1_pd(wj), _mm256_set1_pd(sj), _mm256_set1_pd(qj));
+    let eval = |p: __m256d, w: __m256d, s: __m256d, q: __m256d| {
+        let dw = _mm256_sub_pd(wj, w);
+        let ds = _mm256_sub_pd(sj, s);
+        let c = _mm256_sub_pd(
+            _mm256_sub_pd(qj, q),
+            _mm256_div_pd(_mm256_mul_pd(ds, ds), dw),
+        );
+        // c where dw > 0 and c > 0 (false for NaN), else +0.0.
+        let keep = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_GT_OQ>(dw, zero),
+            _mm256_cmp_pd::<_CMP_GT_OQ>(c, zero),
+        );
+        _mm256_add_pd(p, _mm256_and_pd(c, keep))
+    };
+    // Keeps `v` (at positions `at`) where it is strictly below `best`.
+    let take = |best: &mut __m256d, best_at: &mut __m256d, v: __m256d, at: __m256d| {
+        let lt = _mm256_cmp_pd::<_CMP_LT_OQ>(v, *best);
+        *best = _mm256_blendv_pd(*best, v, lt);
+        *best_at = _mm256_blendv_pd(*best_at, at, lt);
+    };
+    let inf = _mm256_set1_pd(f64::INFINITY);
+    let (mut b0, mut b1) = (inf, inf);
+    let (mut i0, mut i1) = (zero, zero);
+    let mut at0 = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+    let mut at1 = _mm256_setr_pd(4.0, 5.0, 6.0, 7.0);
+    let eight = _mm256_set1_pd(8.0);
+    let load = |v: &[f64], at: usize| {
+        // SAFETY: callers pass `at + 4 ≤ n ≤ v.len()`; loadu takes any alignment.
+        unsafe { _mm256_loadu_pd(v.as_ptr().add(at)) }
+    };
+    for b in 0..blocks {
+        let (x, y) = (8 * b, 8 * b + 4);
+        let v0 = eval(load(pv, x), load(w, x), load(s, x), load(q, x));
+        let v1 = eval(load(pv, y), load(w, y), load(s, y), load(q, y));
+        take(&mut b0, &mut i0, v0, at0);
+        take(&mut b1, &mut i1, v1, at1);
+        at0 = _mm256_add_pd(at0, eight);
+        at1 = _mm256_add_pd(at1, eight);
+    }
+    let (mut bv, mut bi) = ([0f64; 8], [0f64; 8]);
+    // SAFETY: each array holds exactly 8 doubles; storeu takes any alignment.
+    unsafe {
+        _mm256_storeu_pd(bv.as_mut_ptr(), b0);
+        _mm256_storeu_pd(bv.as_mut_ptr().add(4), b1);
+        _mm256_storeu_pd(bi.as_mut_ptr(), i0);
+        _mm256_storeu_pd(bi.as_mut_ptr().add(4), i1);
+    }
+    let mut best = (f64::INFINITY, 0.0f64);
+    for (&v, &at) in bv.iter().zip(&bi) {
+        if v < best.0 || (v == best.0 && at < best.1) {
+            best = (v, at);
+        }
+    }
+    (best.0, best.1 as usize, blocks * 8)
 }
 
 /// Group sizes of the coarse-to-fine solve.
@@ -1146,6 +1227,57 @@ mod tests {
                 assert_eq!(got.1, want.1, "j={j} lo={lo} hi={hi}");
                 assert!(got.0 == want.0, "{got:?} vs {want:?}");
             }
+        }
+    }
+
+    /// Completes a vector loop's partial answer `(value, position, covered)` with the scalar
+    /// lanes after it.
+    #[cfg(target_arch = "x86_64")]
+    fn finish(
+        v: [&[f64]; 4],
+        at_j: (f64, f64, f64),
+        (mut bv, mut bi, done): (f64, usize, usize),
+    ) -> (u64, usize) {
+        let [p, w, s, q] = v;
+        let rest = p.iter().zip(w).zip(s).zip(q).enumerate().skip(done);
+        for (i, (((&p, &w), &s), &q)) in rest {
+            let x = lane(p, w, s, q, at_j);
+            if x < bv {
+                (bv, bi) = (x, i);
+            }
+        }
+        (bv.to_bits(), bi)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sse2_and_avx_argmins_agree() {
+        if !std::arch::is_x86_feature_detected!("avx") {
+            return; // only SSE2 here: the test above covers it
+        }
+        let mut rng = Rng::new(29);
+        for n in (0..40).chain([97, 256, 1001]) {
+            // Few distinct previous values and prefix sums with repeats: many exact ties,
+            // and some left ends past the right one (dw ≤ 0).
+            let col = |rng: &mut Rng, k: u64| -> Vec<f64> {
+                (0..n).map(|_| rng.below(k) as f64 * 0.5).collect()
+            };
+            let (pv, w, s, q) = (
+                col(&mut rng, 4),
+                col(&mut rng, 9),
+                col(&mut rng, 9),
+                col(&mut rng, 30),
+            );
+            let v = [&pv[..], &w[..], &s[..], &q[..]];
+            let at_j = (3.0, 2.0, 12.0);
+            // SAFETY: SSE2 is baseline on x86-64; AVX was checked above.
+            let (a, b) = unsafe {
+                (
+                    best_sse2(&pv, &w, &s, &q, at_j),
+                    best_avx(&pv, &w, &s, &q, at_j),
+                )
+            };
+            assert_eq!(finish(v, at_j, a), finish(v, at_j, b), "{n}");
         }
     }
 
