@@ -8,9 +8,10 @@ use crate::quant::fusion;
 use crate::quant::kernels::stream::CHUNK;
 use crate::quant::kernels::{self, Floats, ValueSource};
 
-/// Reads weight payloads of a memory-mapped model with positioned reads of the mapped file,
-/// so that the map's pages of converted tensors never become resident (peak memory stays
-/// near the output size); reads a model held in memory from its bytes.
+/// Reads weight payloads: of a memory-mapped model in place through the map where the page
+/// cache holds them (each chunk's pages let go of once converted), else with positioned
+/// reads of the mapped file, so that peak memory stays near the output size; of a model
+/// held in memory from its bytes.
 pub(super) struct Payloads {
     file: Option<std::fs::File>,
     /// A buffer reused across tensors: fresh allocations of large tensors cost more in page

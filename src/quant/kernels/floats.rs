@@ -82,19 +82,14 @@ impl<'a> Floats<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::kernels::testutil::ne_bytes_after;
 
     #[test]
     fn unaligned_bytes_read_as_the_floats_they_hold() {
         let values = [1.5f32, -2.0, f32::NAN, 1e30, -0.0];
         let want: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
         // The run starts 0–3 bytes into an allocation: every alignment mod 4.
-        let at = |skip: usize| {
-            let mut bytes = vec![0u8; skip];
-            for v in values {
-                bytes.extend_from_slice(&v.to_ne_bytes());
-            }
-            bytes
-        };
+        let at = |skip: usize| ne_bytes_after(skip, &values);
         for skip in 0..4 {
             let bytes = at(skip);
             let f = Floats::from_ne_bytes(&bytes[skip..]).unwrap();

@@ -91,7 +91,7 @@ pub fn from_half_bytes(bytes: &[u8]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::kernels::testutil::hex;
+    use crate::quant::kernels::testutil::{hex, ne_bytes_after};
 
     #[test]
     fn spec_examples() {
@@ -147,8 +147,7 @@ mod tests {
         // conversion.
         let n = 1000;
         for skip in 0..4 {
-            let mut bytes = vec![0u8; skip];
-            bytes.extend(v[..n].iter().flat_map(|x| x.to_ne_bytes()));
+            let bytes = ne_bytes_after(skip, &v[..n]);
             let src = Floats::from_ne_bytes(&bytes[skip..]).unwrap();
             let mut out = vec![0u8; 2 * n];
             halves_into(src, &mut out);

@@ -481,13 +481,21 @@ unsafe fn best_sse2(
         (_mm_cvtsd_f64(b1), _mm_cvtsd_f64(i1)),
         (hi(b1), hi(i1)),
     ];
+    let (v, at) = first_minimum(lanes);
+    (v, at, blocks * 4)
+}
+
+/// The least of the vector lanes' first minima `(value, position)`, the earliest position
+/// among equal values: the scalar loop's answer. `(+inf, 0)` when no value is below +inf.
+#[cfg(target_arch = "x86_64")]
+fn first_minimum(lanes: impl IntoIterator<Item = (f64, f64)>) -> (f64, usize) {
     let mut best = (f64::INFINITY, 0.0f64);
     for (v, at) in lanes {
         if v < best.0 || (v == best.0 && at < best.1) {
             best = (v, at);
         }
     }
-    (best.0, best.1 as usize, blocks * 4)
+    (best.0, best.1 as usize)
 }
 
 /// [`best_sse2`] on blocks of eight left ends in two AVX vectors of four: the same
@@ -557,13 +565,8 @@ unsafe fn best_avx(
         _mm256_storeu_pd(bi.as_mut_ptr(), i0);
         _mm256_storeu_pd(bi.as_mut_ptr().add(4), i1);
     }
-    let mut best = (f64::INFINITY, 0.0f64);
-    for (&v, &at) in bv.iter().zip(&bi) {
-        if v < best.0 || (v == best.0 && at < best.1) {
-            best = (v, at);
-        }
-    }
-    (best.0, best.1 as usize, blocks * 8)
+    let (v, at) = first_minimum(bv.into_iter().zip(bi));
+    (v, at, blocks * 8)
 }
 
 /// Group sizes of the coarse-to-fine solve.

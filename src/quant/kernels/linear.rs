@@ -42,11 +42,9 @@ pub(crate) fn minmax_of(values: Floats) -> (f32, f32) {
     if values.len() <= MINMAX_CHUNK {
         return minmax_seq(values);
     }
-    let parts: Vec<(f32, f32)> = values
-        .chunks(MINMAX_CHUNK)
-        .collect::<Vec<_>>()
+    let parts: Vec<(f32, f32)> = (0..values.len().div_ceil(MINMAX_CHUNK))
         .into_par_iter()
-        .map(minmax_seq)
+        .map(|i| minmax_seq(values.range(i * MINMAX_CHUNK..(i + 1) * MINMAX_CHUNK)))
         .collect();
     parts.into_iter().reduce(combine).unwrap_or((0.0, 0.0))
 }
@@ -478,7 +476,7 @@ pub fn quantize(values: &[f32], view: &ChannelView, nbits: u8, dialect: Dialect)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::kernels::testutil::{hex, Rng};
+    use crate::quant::kernels::testutil::{hex, ne_bytes_after, Rng};
     use crate::quant::kernels::{dequantize, quantize as q_tensor};
     use crate::quant::Target;
 
@@ -612,14 +610,6 @@ mod tests {
         }
     }
 
-    /// The native bytes of `v` starting `skip` bytes into a buffer (kept alive by the
-    /// caller): values at every address mod 4, as payloads lie in a file map.
-    fn shifted(v: &[f32], skip: usize) -> Vec<u8> {
-        let mut bytes = vec![0u8; skip];
-        bytes.extend(v.iter().flat_map(|x| x.to_ne_bytes()));
-        bytes
-    }
-
     #[test]
     fn vector_copies_agree_with_the_baseline_ones() {
         let mut rng = Rng::new(9);
@@ -628,7 +618,7 @@ mod tests {
         for n in sizes {
             let mut v: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
             for skip in 0..4 {
-                let b = shifted(&v, skip);
+                let b = ne_bytes_after(skip, &v);
                 let f = Floats::from_ne_bytes(&b[skip..]).unwrap();
                 assert_eq!(bits(minmax_lanes(f)), bits(minmax_lanes_body(f)), "{n}");
             }
@@ -644,7 +634,7 @@ mod tests {
                     let mut want = vec![9u8; n];
                     fill_indices_body(&mut want, Floats::from_slice(&v), map);
                     for skip in 0..4 {
-                        let b = shifted(&v, skip);
+                        let b = ne_bytes_after(skip, &v);
                         let mut got = vec![7u8; n];
                         fill_indices(&mut got, Floats::from_ne_bytes(&b[skip..]).unwrap(), map);
                         assert_eq!(got, want, "{n} {map:?} {skip}");

@@ -275,6 +275,28 @@ impl<'s> Input<'s> {
     }
 }
 
+/// Runs `convert` on the chunks of `source`'s values `ranges`, in order, each given as an
+/// [`Input`] (in place where the source offers it): the first chunk is prefetched before
+/// anything, each next one before the current one is converted, and each is released once
+/// `convert` is done with it. Stops at the first error.
+fn for_each_chunk(
+    source: &dyn ValueSource,
+    ranges: &[std::ops::Range<usize>],
+    mut convert: impl FnMut(usize, &Input) -> Result<(), StreamError>,
+) -> Result<(), StreamError> {
+    if let Some(first) = ranges.first() {
+        source.prefetch(first.clone());
+    }
+    for (k, range) in ranges.iter().enumerate() {
+        if let Some(next) = ranges.get(k + 1) {
+            source.prefetch(next.clone());
+        }
+        convert(k, &Input::new(source, range.clone()))?;
+        source.release(range.clone());
+    }
+    Ok(())
+}
+
 /// Channel ranges of one block each when every channel of `view` is one contiguous run short
 /// enough to stream: blocks of about [`BLOCK`] values whose first index starts on a byte of
 /// the packed output. `None` when the tensor cannot be streamed.
@@ -355,34 +377,31 @@ fn per_channel_streamed<S: Scheme>(
     }
     let mut channels = Vec::with_capacity(view.channels);
     let mut notes = Notes::default();
-    if let Some(c) = chunks.first() {
-        source.prefetch(value(c.start)..value(c.end));
-    }
-    for (k, chunk) in chunks.iter().enumerate() {
-        if let Some(next) = chunks.get(k + 1) {
-            source.prefetch(value(next.start)..value(next.end));
-        }
-        let input = Input::new(source, value(chunk.start)..value(chunk.end));
+    let ranges: Vec<_> = chunks
+        .iter()
+        .map(|c| value(c.start)..value(c.end))
+        .collect();
+    for_each_chunk(source, &ranges, |k, input| {
+        let chunk = chunks[k].clone();
         let mut data = chunk_buffer(sink, offset(chunk.end) - offset(chunk.start));
         let lens = chunk.clone().map(|i| offset(i + 1) - offset(i));
         let parts = split_parts(&mut data, lens);
-        let outs: Vec<BlockOut<S::Channel>> = blocks[chunk.clone()]
+        let outs: Vec<BlockOut<S::Channel>> = blocks[chunk]
             .par_iter()
             .zip(parts)
             .map(|(block, dst)| {
                 with_buffers(|values, indices| {
-                    convert_block(&input, block, inner, scheme, values, indices, dst)
+                    convert_block(input, block, inner, scheme, values, indices, dst)
                 })
             })
             .collect::<std::io::Result<_>>()
             .map_err(StreamError::Read)?;
-        source.release(value(chunk.start)..value(chunk.end));
         for (c, nans) in outs {
             channels.extend(c);
             notes.nan_values += nans;
         }
-        sink.put(data).map_err(StreamError::Write)?;
-    }
+        sink.put(data).map_err(StreamError::Write)
+    })?;
     notes.threshold_channels = channels.iter().filter(|c| scheme.thresholded(c)).count() as u64;
     Ok(Streamed {
         nbits: scheme.nbits(),
@@ -440,21 +459,21 @@ fn fp16_streamed(
     sink: &mut dyn DataSink,
 ) -> Result<Streamed, StreamError> {
     let per_chunk = CHUNK / 2;
+    let ranges: Vec<_> = (0..len)
+        .step_by(per_chunk)
+        .map(|start| start..(start + per_chunk).min(len))
+        .collect();
     let mut extremes: Option<(f32, f32)> = None;
     let mut nan_values = 0;
-    let mut start = 0;
-    source.prefetch(0..per_chunk.min(len));
-    while start < len {
-        let n = per_chunk.min(len - start);
-        source.prefetch(start + n..(start + n + per_chunk).min(len));
-        let input = Input::new(source, start..start + n);
-        let mut data = chunk_buffer(sink, n * 2);
+    for_each_chunk(source, &ranges, |k, input| {
+        let range = ranges[k].clone();
+        let mut data = chunk_buffer(sink, range.len() * 2);
         let outs: Vec<((f32, f32), u64)> = data
             .par_chunks_mut(BLOCK * 2)
             .enumerate()
             .map(|(i, dst)| {
                 with_buffers(|buf, _| {
-                    let values = input.get(start + i * BLOCK, dst.len() / 2, buf)?;
+                    let values = input.get(range.start + i * BLOCK, dst.len() / 2, buf)?;
                     let (lo, hi) = minmax_of(values);
                     fp16::halves_into(values, dst);
                     let nans = if lo.is_nan() { count_nan_of(values) } else { 0 };
@@ -463,14 +482,12 @@ fn fp16_streamed(
             })
             .collect::<std::io::Result<_>>()
             .map_err(StreamError::Read)?;
-        source.release(start..start + n);
         for (e, nans) in outs {
             extremes = Some(extremes.map_or(e, |x| combine(x, e)));
             nan_values += nans;
         }
-        sink.put(data).map_err(StreamError::Write)?;
-        start += n;
-    }
+        sink.put(data).map_err(StreamError::Write)
+    })?;
     let (lo, hi) = extremes.unwrap_or((0.0, 0.0));
     fp16::check_range(lo, hi)?;
     Ok(Streamed {
@@ -487,7 +504,7 @@ fn fp16_streamed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::kernels::testutil::Rng;
+    use crate::quant::kernels::testutil::{ne_bytes_after, Rng};
 
     /// A source that fails every read from position `from` on.
     struct Failing<'a> {
@@ -515,10 +532,8 @@ mod tests {
 
     impl Unaligned {
         fn new(values: &[f32], skip: usize) -> Unaligned {
-            let mut bytes = vec![0u8; skip];
-            bytes.extend(values.iter().flat_map(|v| v.to_ne_bytes()));
             Unaligned {
-                bytes,
+                bytes: ne_bytes_after(skip, values),
                 skip,
                 patchy: false,
                 told: Default::default(),

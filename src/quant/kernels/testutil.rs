@@ -42,3 +42,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// `skip` zero bytes, then the native bytes of `values`: `&result[skip..]` holds the values
+/// at an address `skip` mod 4, as payloads lie in a file map.
+pub(crate) fn ne_bytes_after(skip: usize, values: &[f32]) -> Vec<u8> {
+    let mut bytes = vec![0u8; skip];
+    bytes.extend(values.iter().flat_map(|v| v.to_ne_bytes()));
+    bytes
+}
